@@ -1,0 +1,64 @@
+# Versions live in two places only: go.mod (libraries) and internal/tools/go.mod
+# (builder, mdatagen, staticcheck, benchstat); builder-config.yaml names the same
+# upstream release as go.mod, which `make generate` + the drift check keep honest.
+GO        ?= go
+TOOL      := $(GO) tool -modfile=$(CURDIR)/internal/tools/go.mod
+DIST_DIR  := cmd/otelcol-custommetrics
+CONFIG    ?= $(DIST_DIR)/config.yaml
+BIN       := bin/otelcol-custommetrics
+PKGS      := ./...
+BENCH     ?= .
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 6
+
+.PHONY: all run build test test-race fuzz-smoke lint generate check-generated bench clean
+
+all: lint test
+
+## run: build and run the distribution with the default configuration
+run:
+	$(GO) run ./$(DIST_DIR) --config $(CONFIG)
+
+## build: build the distribution binary into bin/
+build:
+	$(GO) build -o $(BIN) ./$(DIST_DIR)
+
+## test: run every test of the module (unit, conformance, integration)
+test:
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+test-race:
+	$(GO) test -count=1 -race -timeout 30m $(PKGS)
+
+## fuzz-smoke: run every fuzz target briefly (the seed corpus also runs in `make test`)
+FUZZTIME ?= 10s
+fuzz-smoke:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## lint: gofmt, go vet, staticcheck (pinned in internal/tools)
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(TOOL) staticcheck $(PKGS)
+
+## generate: regenerate mdatagen code and the distribution from builder-config.yaml
+generate:
+	$(GO) generate ./...
+	$(TOOL) builder --config builder-config.yaml --skip-compilation --skip-get-modules
+	gofmt -w $(DIST_DIR)/*.go
+
+## check-generated: fail when committed generated files differ from a fresh `make generate`
+check-generated: generate
+	@git diff --exit-code -- . ':(exclude)go.sum' || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- receiver processor exporter cmd)" || { git status --porcelain -- receiver processor exporter cmd; echo "generate produced untracked files"; exit 1; }
+
+## bench: run the benchmarks (compare two runs with `$(TOOL) benchstat old.txt new.txt`)
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS)
+
+clean:
+	rm -rf bin

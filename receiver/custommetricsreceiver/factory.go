@@ -1,0 +1,43 @@
+package custommetricsreceiver // import "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/custommetrics/bundle/receiver/custommetricsreceiver/internal/metadata"
+)
+
+const (
+	defaultEndpoint = "127.0.0.1:8181"
+	// Vendor payloads are small; a megabyte is far above any documented example
+	// and keeps a hostile client from pinning memory.
+	defaultMaxRequestBodySize = 1 << 20
+)
+
+// NewFactory creates a factory for the custommetrics receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		createDefaultConfig,
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+	)
+}
+
+func createDefaultConfig() component.Config {
+	srv := confighttp.NewDefaultServerConfig()
+	srv.NetAddr.Endpoint = defaultEndpoint
+	srv.MaxRequestBodySize = defaultMaxRequestBodySize
+	// Slow or stalled clients must not hold connections forever.
+	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.ReadTimeout = 30 * time.Second
+	return &Config{ServerConfig: srv}
+}
+
+func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	return newReceiver(cfg.(*Config), set, next), nil
+}
