@@ -5,6 +5,7 @@ package main
 import (
 	custommetricsexporter "github.com/custommetrics/bundle/exporter/custommetricsexporter"
 	sqlexporter "github.com/custommetrics/bundle/exporter/sqlexporter"
+	definitionsextension "github.com/custommetrics/bundle/extension/definitionsextension"
 	aggregateprocessor "github.com/custommetrics/bundle/processor/aggregateprocessor"
 	anomalyprocessor "github.com/custommetrics/bundle/processor/anomalyprocessor"
 	custommetricsreceiver "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
@@ -50,6 +51,7 @@ func components() (otelcol.Factories, error) {
 	}
 
 	factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
+		definitionsextension.NewFactory(),
 		healthcheckextension.NewFactory(),
 		filestorage.NewFactory(),
 		zpagesextension.NewFactory(),
@@ -58,6 +60,7 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.ExtensionModules = makeModulesMap(factories.Extensions, map[component.Type]string{
+		definitionsextension.NewFactory().Type(): "github.com/custommetrics/bundle v0.0.0",
 		healthcheckextension.NewFactory().Type(): "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension v0.161.0",
 		filestorage.NewFactory().Type():          "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage v0.161.0",
 		zpagesextension.NewFactory().Type():      "go.opentelemetry.io/collector/extension/zpagesextension v0.161.0",

@@ -2,8 +2,13 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 
 import (
 	"errors"
+	"fmt"
+	"strings"
+	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configopaque"
 )
 
 // Config defines the configuration of the custommetrics receiver.
@@ -11,17 +16,157 @@ type Config struct {
 	// ServerConfig is the HTTP server every vendor API is served on.
 	confighttp.ServerConfig `mapstructure:",squash"`
 
+	// Definitions is the ID of the definitions extension that stores what the
+	// APIs create. When unset, the receiver keeps definitions in memory only.
+	Definitions *component.ID `mapstructure:"definitions"`
+
+	ThreatConnect ThreatConnectConfig `mapstructure:"threatconnect"`
+	Sleuth        SleuthConfig        `mapstructure:"sleuth"`
+	BigFix        BigFixConfig        `mapstructure:"bigfix"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
 
+// APIConfig is what every API has: a switch and a path prefix.
+type APIConfig struct {
+	// Enabled serves the API. Default true.
+	Enabled bool `mapstructure:"enabled"`
+	// PathPrefix is prepended to the API's documented paths.
+	PathPrefix string `mapstructure:"path_prefix"`
+}
+
+// ThreatConnectConfig configures the ThreatConnect Custom Metrics API (v2).
+type ThreatConnectConfig struct {
+	APIConfig `mapstructure:",squash"`
+	// Tokens are accepted as "Authorization: TC-Token <token>".
+	Tokens []ThreatConnectToken `mapstructure:"tokens"`
+	// HMACKeys are accepted as "Authorization: TC <access_id>:<signature>" with a Timestamp header.
+	HMACKeys []ThreatConnectHMACKey `mapstructure:"hmac_keys"`
+}
+
+// ThreatConnectToken is an API token and what it may touch.
+type ThreatConnectToken struct {
+	Token  configopaque.String `mapstructure:"token"`
+	Access `mapstructure:",squash"`
+}
+
+// ThreatConnectHMACKey is an API user's access ID and secret key.
+type ThreatConnectHMACKey struct {
+	AccessID  string              `mapstructure:"access_id"`
+	SecretKey configopaque.String `mapstructure:"secret_key"`
+	Access    `mapstructure:",squash"`
+}
+
+// Access scopes a credential.
+type Access struct {
+	// Tenant whose definitions and values the credential reaches ("" is the default tenant).
+	Tenant string `mapstructure:"tenant"`
+	// ReadOnly credentials may read but not create, delete or post values (403).
+	ReadOnly bool `mapstructure:"read_only"`
+}
+
+// SleuthConfig configures Sleuth's custom metric impact registration.
+type SleuthConfig struct {
+	APIConfig `mapstructure:",squash"`
+	// APIKeys are accepted as "Authorization: apikey <key>" or as "api_key" in the body.
+	APIKeys []SleuthAPIKey `mapstructure:"api_keys"`
+	// ImpactSources maps the integer IMPACT_ID of the path to a metric.
+	ImpactSources []SleuthImpactSource `mapstructure:"impact_sources"`
+	// MinInterval between two registrations for one impact source; faster ones get 429
+	// with Retry-After. Default 120s, as Sleuth documents; 0 turns the limit off.
+	MinInterval time.Duration `mapstructure:"min_interval"`
+}
+
+// SleuthAPIKey is an organisation API key and the tenant it maps to.
+type SleuthAPIKey struct {
+	Key    configopaque.String `mapstructure:"key"`
+	Tenant string              `mapstructure:"tenant"`
+}
+
+// SleuthImpactSource declares one impact source.
+type SleuthImpactSource struct {
+	ID     int64  `mapstructure:"id"`
+	Metric string `mapstructure:"metric"`
+	Unit   string `mapstructure:"unit"`
+	// Tenant owning the source; a key of another tenant gets 404, as for an unknown source.
+	Tenant string `mapstructure:"tenant"`
+}
+
+// BigFixConfig configures the BigFix deployment metrics API.
+type BigFixConfig struct {
+	APIConfig `mapstructure:",squash"`
+	// Users are HTTP Basic credentials with a BigFix role.
+	Users []BigFixUser `mapstructure:"users"`
+}
+
+// BigFix roles, as the document names them.
+const (
+	RoleMasterOperator = "master_operator"
+	RoleOperator       = "operator"
+)
+
+// BigFixUser is an operator account.
+type BigFixUser struct {
+	Username string              `mapstructure:"username"`
+	Password configopaque.String `mapstructure:"password"`
+	// Role is master_operator (read and write) or operator (write only, as documented).
+	Role   string `mapstructure:"role"`
+	Tenant string `mapstructure:"tenant"`
+}
+
 // Validate checks the receiver configuration.
 func (cfg *Config) Validate() error {
+	var errs []error
 	if cfg.NetAddr.Endpoint == "" {
-		return errors.New("endpoint must not be empty")
+		errs = append(errs, errors.New("endpoint must not be empty"))
 	}
 	if cfg.MaxRequestBodySize < 0 {
-		return errors.New("max_request_body_size must not be negative")
+		errs = append(errs, errors.New("max_request_body_size must not be negative"))
 	}
-	return nil
+	for name, p := range map[string]APIConfig{"threatconnect": cfg.ThreatConnect.APIConfig, "sleuth": cfg.Sleuth.APIConfig, "bigfix": cfg.BigFix.APIConfig} {
+		if p.PathPrefix != "" && (!strings.HasPrefix(p.PathPrefix, "/") || strings.HasSuffix(p.PathPrefix, "/")) {
+			errs = append(errs, fmt.Errorf("%s::path_prefix %q must start with '/' and not end with '/'", name, p.PathPrefix))
+		}
+	}
+	for i, t := range cfg.ThreatConnect.Tokens {
+		if t.Token == "" {
+			errs = append(errs, fmt.Errorf("threatconnect::tokens[%d]::token must not be empty", i))
+		}
+	}
+	for i, k := range cfg.ThreatConnect.HMACKeys {
+		if k.AccessID == "" || k.SecretKey == "" {
+			errs = append(errs, fmt.Errorf("threatconnect::hmac_keys[%d] needs access_id and secret_key", i))
+		}
+		if strings.Contains(k.AccessID, ":") {
+			errs = append(errs, fmt.Errorf("threatconnect::hmac_keys[%d]::access_id must not contain ':'", i))
+		}
+	}
+	for i, k := range cfg.Sleuth.APIKeys {
+		if k.Key == "" {
+			errs = append(errs, fmt.Errorf("sleuth::api_keys[%d]::key must not be empty", i))
+		}
+	}
+	seen := map[int64]bool{}
+	for i, s := range cfg.Sleuth.ImpactSources {
+		if s.Metric == "" {
+			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]::metric must not be empty", i))
+		}
+		if seen[s.ID] {
+			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]: id %d is declared twice", i, s.ID))
+		}
+		seen[s.ID] = true
+	}
+	if cfg.Sleuth.MinInterval < 0 {
+		errs = append(errs, errors.New("sleuth::min_interval must not be negative"))
+	}
+	for i, u := range cfg.BigFix.Users {
+		if u.Username == "" || u.Password == "" {
+			errs = append(errs, fmt.Errorf("bigfix::users[%d] needs username and password", i))
+		}
+		if u.Role != RoleMasterOperator && u.Role != RoleOperator {
+			errs = append(errs, fmt.Errorf("bigfix::users[%d]::role must be %q or %q", i, RoleMasterOperator, RoleOperator))
+		}
+	}
+	return errors.Join(errs...)
 }

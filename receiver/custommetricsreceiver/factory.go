@@ -17,6 +17,8 @@ const (
 	// Vendor payloads are small; a megabyte is far above any documented example
 	// and keeps a hostile client from pinning memory.
 	defaultMaxRequestBodySize = 1 << 20
+	// Sleuth documents one registration per impact source every 120 seconds.
+	defaultSleuthMinInterval = 120 * time.Second
 )
 
 // NewFactory creates a factory for the custommetrics receiver.
@@ -35,9 +37,15 @@ func createDefaultConfig() component.Config {
 	// Slow or stalled clients must not hold connections forever.
 	srv.ReadHeaderTimeout = 10 * time.Second
 	srv.ReadTimeout = 30 * time.Second
-	return &Config{ServerConfig: srv}
+	return &Config{
+		ServerConfig: srv,
+		// ThreatConnect's API base is /api; its document gives paths relative to it.
+		ThreatConnect: ThreatConnectConfig{APIConfig: APIConfig{Enabled: true, PathPrefix: "/api"}},
+		Sleuth:        SleuthConfig{APIConfig: APIConfig{Enabled: true}, MinInterval: defaultSleuthMinInterval},
+		BigFix:        BigFixConfig{APIConfig: APIConfig{Enabled: true}},
+	}
 }
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-	return newReceiver(cfg.(*Config), set, next), nil
+	return newReceiver(cfg.(*Config), set, next)
 }

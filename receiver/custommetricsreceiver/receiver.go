@@ -3,15 +3,28 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
 	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/definitions"
+)
+
+// API names, used in telemetry and as the custommetrics.api resource attribute.
+const (
+	apiThreatConnect = "threatconnect"
+	apiSleuth        = "sleuth"
+	apiBigFix        = "bigfix"
 )
 
 // customMetricsReceiver serves the vendor APIs on one HTTP server.
@@ -19,17 +32,59 @@ type customMetricsReceiver struct {
 	cfg      *Config
 	settings receiver.Settings
 	next     consumer.Metrics
+	obs      map[string]*receiverhelper.ObsReport
+	started  time.Time
+
+	registry *definitions.Registry
+	tc       *threatConnectAPI
+	sleuth   *sleuthAPI
+	bigfix   *bigFixAPI
+	stats    *apiStats
 
 	server   *http.Server
 	shutdown sync.WaitGroup
 }
 
-func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) *customMetricsReceiver {
-	return &customMetricsReceiver{cfg: cfg, settings: set, next: next}
+func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*customMetricsReceiver, error) {
+	r := &customMetricsReceiver{cfg: cfg, settings: set, next: next, obs: map[string]*receiverhelper.ObsReport{}, stats: newAPIStats()}
+	for _, api := range []string{apiThreatConnect, apiSleuth, apiBigFix} {
+		// The transport attribute tells the APIs apart in the receiver's own
+		// accepted/refused counters (otelcol_receiver_accepted_metric_points...).
+		obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+			ReceiverID:             set.ID,
+			Transport:              "http/" + api,
+			ReceiverCreateSettings: set,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.obs[api] = obs
+	}
+	return r, nil
 }
 
 func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) error {
+	r.started = time.Now()
+	if err := r.startRegistry(host); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
+	if r.cfg.ThreatConnect.Enabled {
+		r.warnIfOpen(apiThreatConnect, len(r.cfg.ThreatConnect.Tokens)+len(r.cfg.ThreatConnect.HMACKeys))
+		r.tc = newThreatConnectAPI(r)
+		r.tc.register(mux)
+	}
+	if r.cfg.Sleuth.Enabled {
+		r.warnIfOpen(apiSleuth, len(r.cfg.Sleuth.APIKeys))
+		r.sleuth = newSleuthAPI(r)
+		r.sleuth.register(mux)
+	}
+	if r.cfg.BigFix.Enabled {
+		r.warnIfOpen(apiBigFix, len(r.cfg.BigFix.Users))
+		r.bigfix = newBigFixAPI(r)
+		r.bigfix.register(mux)
+	}
+
 	var err error
 	if r.server, err = r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, mux); err != nil {
 		return err
@@ -49,11 +104,46 @@ func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) 
 	return nil
 }
 
+func (r *customMetricsReceiver) startRegistry(host component.Host) error {
+	if r.cfg.Definitions == nil {
+		r.settings.Logger.Warn("No 'definitions' extension configured: definitions are kept in memory and lost on restart.")
+		r.registry = definitions.NewRegistry(&definitions.MemoryBackend{})
+		return nil
+	}
+	ext, ok := host.GetExtensions()[*r.cfg.Definitions]
+	if !ok {
+		return fmt.Errorf("definitions extension %q not found (is it listed in service::extensions?)", r.cfg.Definitions)
+	}
+	p, ok := ext.(definitions.Provider)
+	if !ok {
+		return fmt.Errorf("extension %q is not a definitions extension", r.cfg.Definitions)
+	}
+	r.registry = p.Registry()
+	return nil
+}
+
+func (r *customMetricsReceiver) warnIfOpen(api string, credentials int) {
+	if credentials == 0 {
+		r.settings.Logger.Warn("API has no credentials configured: it is open to every client that reaches the endpoint", zap.String("api", api))
+	}
+}
+
 func (r *customMetricsReceiver) Shutdown(ctx context.Context) error {
 	var err error
 	if r.server != nil {
 		err = r.server.Shutdown(ctx)
 	}
 	r.shutdown.Wait()
+	return err
+}
+
+// consume hands md (holding n values) to the pipeline and records the outcome
+// in the receiver's telemetry. A nil error means the pipeline accepted it.
+func (r *customMetricsReceiver) consume(ctx context.Context, api string, md pmetric.Metrics, n int) error {
+	obs := r.obs[api]
+	ctx = obs.StartMetricsOp(ctx)
+	err := r.next.ConsumeMetrics(ctx, md)
+	obs.EndMetricsOp(ctx, "custommetrics", n, err)
+	r.stats.record(api, n, err)
 	return err
 }

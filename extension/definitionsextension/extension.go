@@ -1,0 +1,63 @@
+package definitionsextension // import "github.com/custommetrics/bundle/extension/definitionsextension"
+
+import (
+	"context"
+	"fmt"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/definitions"
+)
+
+type definitionsExtension struct {
+	cfg      *Config
+	settings extension.Settings
+
+	client   storage.Client
+	registry *definitions.Registry
+}
+
+var _ definitions.Provider = (*definitionsExtension)(nil)
+
+func newExtension(cfg *Config, set extension.Settings) *definitionsExtension {
+	return &definitionsExtension{cfg: cfg, settings: set}
+}
+
+func (e *definitionsExtension) Start(ctx context.Context, host component.Host) error {
+	if e.cfg.Storage == nil {
+		e.settings.Logger.Warn("No storage configured: definitions are kept in memory and lost on restart. Set 'storage' to a storage extension such as file_storage.")
+		e.registry = definitions.NewRegistry(&definitions.MemoryBackend{})
+		return nil
+	}
+	ext, ok := host.GetExtensions()[*e.cfg.Storage]
+	if !ok {
+		return fmt.Errorf("storage extension %q not found (is it listed in service::extensions?)", e.cfg.Storage)
+	}
+	se, ok := ext.(storage.Extension)
+	if !ok {
+		return fmt.Errorf("extension %q is not a storage extension", e.cfg.Storage)
+	}
+	client, err := se.GetClient(ctx, component.KindExtension, e.settings.ID, "")
+	if err != nil {
+		return fmt.Errorf("opening storage %q: %w", e.cfg.Storage, err)
+	}
+	e.client = client
+	e.registry = definitions.NewRegistry(client)
+	e.settings.Logger.Info("Definitions registry started", zap.Stringer("storage", e.cfg.Storage))
+	return nil
+}
+
+func (e *definitionsExtension) Shutdown(ctx context.Context) error {
+	if e.client != nil {
+		return e.client.Close(ctx)
+	}
+	return nil
+}
+
+// Registry implements definitions.Provider.
+func (e *definitionsExtension) Registry() *definitions.Registry {
+	return e.registry
+}

@@ -1,0 +1,119 @@
+// Package otelmap defines how a custom-metrics value is represented in
+// OpenTelemetry: the attribute and metadata keys that the receiver writes and
+// the aggregate processor and exporters read. It is the single place where
+// these names are spelled.
+package otelmap // import "github.com/custommetrics/bundle/internal/otelmap"
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// Resource attributes.
+const (
+	// AttrAPI names the vendor API a value arrived through (threatconnect, sleuth, bigfix, ...).
+	AttrAPI = "custommetrics.api"
+	// AttrTenant is the tenant that owns the value's definition; absent for the default tenant.
+	AttrTenant = "custommetrics.tenant"
+)
+
+// Data point attributes.
+const (
+	// AttrKey is the key of a keyed metric (ThreatConnect keyedValues).
+	AttrKey = "custommetrics.key"
+	// AttrWeight is the weight of a value of a weighted average; absent means 1.
+	// It is not part of a series' identity.
+	AttrWeight = "custommetrics.weight"
+)
+
+// Metric metadata keys (pmetric.Metric.Metadata): how the definition asks the
+// values to be aggregated. They travel with the metric, not its points, so
+// backends do not split series by them.
+const (
+	MetaAggregation = "custommetrics.aggregation" // sum, count, min, max, first, last, average
+	MetaInterval    = "custommetrics.interval"    // five_minute, hour, day, week, month, year
+	MetaKeyed       = "custommetrics.keyed"       // bool
+)
+
+// ScopeName is the instrumentation scope of values produced by the receiver.
+const ScopeName = "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
+
+// Definition is how a metric asks to be aggregated; the zero value asks nothing.
+type Definition struct {
+	Aggregation string // e.g. "sum"; empty when the definition does not say
+	Interval    string // e.g. "hour"
+	Keyed       bool
+	// DeltaSum makes the values delta sum points (increments); otherwise gauges.
+	DeltaSum bool
+}
+
+// Value is one accepted value.
+type Value struct {
+	Key       string // keyed metrics only
+	Value     float64
+	Time      pcommon.Timestamp
+	Weight    float64
+	HasWeight bool
+}
+
+// Batch builds the pmetric.Metrics for values of one API and tenant.
+type Batch struct {
+	md     pmetric.Metrics
+	scope  pmetric.MetricSlice
+	points int
+}
+
+// NewBatch starts a batch for api and tenant.
+func NewBatch(api, tenant, scopeVersion string) *Batch {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr(AttrAPI, api)
+	if tenant != "" {
+		rm.Resource().Attributes().PutStr(AttrTenant, tenant)
+	}
+	sm := rm.ScopeMetrics().AppendEmpty()
+	sm.Scope().SetName(ScopeName)
+	sm.Scope().SetVersion(scopeVersion)
+	return &Batch{md: md, scope: sm.Metrics()}
+}
+
+// Add appends a metric named name, with unit and definition, holding values.
+func (b *Batch) Add(name, unit string, def Definition, values ...Value) {
+	m := b.scope.AppendEmpty()
+	m.SetName(name)
+	m.SetUnit(unit)
+	if def.Aggregation != "" {
+		m.Metadata().PutStr(MetaAggregation, def.Aggregation)
+	}
+	if def.Interval != "" {
+		m.Metadata().PutStr(MetaInterval, def.Interval)
+	}
+	if def.Aggregation != "" || def.Keyed {
+		m.Metadata().PutBool(MetaKeyed, def.Keyed)
+	}
+	var dps pmetric.NumberDataPointSlice
+	if def.DeltaSum {
+		s := m.SetEmptySum()
+		s.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		s.SetIsMonotonic(false) // increments may be negative
+		dps = s.DataPoints()
+	} else {
+		dps = m.SetEmptyGauge().DataPoints()
+	}
+	dps.EnsureCapacity(len(values))
+	for _, v := range values {
+		dp := dps.AppendEmpty()
+		dp.SetDoubleValue(v.Value)
+		dp.SetTimestamp(v.Time)
+		if def.Keyed {
+			dp.Attributes().PutStr(AttrKey, v.Key)
+		}
+		if v.HasWeight {
+			dp.Attributes().PutDouble(AttrWeight, v.Weight)
+		}
+	}
+	b.points += len(values)
+}
+
+// Metrics returns the built metrics and their number of data points.
+func (b *Batch) Metrics() (pmetric.Metrics, int) { return b.md, b.points }

@@ -1,0 +1,275 @@
+package custommetricsreceiver // import "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/otelmap"
+	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
+)
+
+// bigFixPlatformTag is reserved for the server's own figures.
+const bigFixPlatformTag = "platform"
+
+// bigFixTimeLayout is the lastChanged format of the document's examples ("12 Jan 2018 12:00").
+const bigFixTimeLayout = "02 Jan 2006 15:04"
+
+// bigFixDocument is a deployment metrics document.
+type bigFixDocument struct {
+	Tag         string          `json:"tag"`
+	Metrics     json.RawMessage `json:"metrics"`
+	LastChanged string          `json:"lastChanged"`
+}
+
+// bigFixAPI serves BigFix's deployment metrics REST API.
+type bigFixAPI struct {
+	r   *customMetricsReceiver
+	cfg BigFixConfig
+	now func() time.Time
+}
+
+func newBigFixAPI(r *customMetricsReceiver) *bigFixAPI {
+	return &bigFixAPI{r: r, cfg: r.cfg.BigFix, now: time.Now}
+}
+
+func (a *bigFixAPI) register(mux *http.ServeMux) {
+	base := a.cfg.PathPrefix + "/api/deploymentmetrics"
+	mux.Handle(base, methods(writeBigFixError, map[string]http.HandlerFunc{
+		http.MethodGet: a.auth(false, a.list),
+	}))
+	mux.Handle(base+"/{tag}", methods(writeBigFixError, map[string]http.HandlerFunc{
+		http.MethodGet:  a.auth(false, a.get),
+		http.MethodPost: a.auth(true, a.post),
+	}))
+}
+
+// writeBigFixError answers in plain text, as the BigFix REST API does.
+func writeBigFixError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(msg))
+}
+
+type bigFixHandler func(w http.ResponseWriter, r *http.Request, tenant string)
+
+// auth checks HTTP Basic credentials against the document's roles: reading is
+// for master operators only; writing is for operators and master operators.
+func (a *bigFixAPI) auth(write bool, next bigFixHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if len(a.cfg.Users) == 0 {
+			next(w, r, "")
+			return
+		}
+		user, pass, ok := r.BasicAuth()
+		var found *BigFixUser
+		if ok {
+			for i := range a.cfg.Users {
+				u := &a.cfg.Users[i]
+				// Both compared in constant time, for every user.
+				if equalSecret(user, u.Username) && equalSecret(pass, string(u.Password)) && found == nil {
+					found = u
+				}
+			}
+		}
+		if found == nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="BigFix"`)
+			writeBigFixError(w, http.StatusUnauthorized, "Unauthorized")
+			return
+		}
+		if !write && found.Role != RoleMasterOperator {
+			writeBigFixError(w, http.StatusForbidden, "Forbidden: this method can be invoked by master operators only")
+			return
+		}
+		next(w, r, found.Tenant)
+	}
+}
+
+func (a *bigFixAPI) documents(ctx context.Context, tenant string) (*definitions.Collection[bigFixDocument], error) {
+	return definitions.CollectionOf[bigFixDocument](ctx, a.r.registry, definitions.KindBigFixDocument, tenant)
+}
+
+func (a *bigFixAPI) list(w http.ResponseWriter, r *http.Request, tenant string) {
+	c, err := a.documents(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	docs := append([]bigFixDocument{a.platform(r.Context(), tenant)}, c.List()...)
+	writeJSON(w, http.StatusOK, docs)
+}
+
+func (a *bigFixAPI) get(w http.ResponseWriter, r *http.Request, tenant string) {
+	tag := r.PathValue("tag")
+	if tag == bigFixPlatformTag {
+		writeJSON(w, http.StatusOK, a.platform(r.Context(), tenant))
+		return
+	}
+	c, err := a.documents(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	doc, ok := c.Get(tag)
+	if !ok {
+		writeBigFixError(w, http.StatusNotFound, "Not Found: no deployment metrics tagged "+tag)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) {
+	tag := r.PathValue("tag")
+	if tag == bigFixPlatformTag {
+		writeBigFixError(w, http.StatusForbidden, "Forbidden: the platform tag is reserved to the server collected metrics")
+		return
+	}
+	body, ok := readBody(w, r, writeBigFixError)
+	if !ok {
+		return
+	}
+	metrics, err := bigFixMetrics(body)
+	if err != nil {
+		writeBigFixError(w, http.StatusBadRequest, "Bad Request: "+err.Error())
+		return
+	}
+	now := a.now().UTC()
+
+	// Values first: a document is stored only once the pipeline holds its figures.
+	batch := otelmap.NewBatch(apiBigFix, tenant, a.r.settings.BuildInfo.Version)
+	ts := pcommon.NewTimestampFromTime(now)
+	for _, leaf := range numericLeaves(metrics, tag) {
+		batch.Add(leaf.name, "", otelmap.Definition{}, otelmap.Value{Value: leaf.value, Time: ts})
+	}
+	if md, n := batch.Metrics(); n > 0 {
+		if err := a.r.consume(r.Context(), apiBigFix, md, n); err != nil {
+			status, msg := refusal(err)
+			if status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", retryAfterSeconds)
+			}
+			writeBigFixError(w, status, msg)
+			return
+		}
+	}
+
+	c, err := a.documents(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	doc, err := c.Put(r.Context(), tag, func(bigFixDocument, bool) (bigFixDocument, error) {
+		return bigFixDocument{Tag: tag, Metrics: metrics, LastChanged: now.Format(bigFixTimeLayout)}, nil
+	})
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+// bigFixMetrics turns a body into the metrics field: "a collection of metric".
+// Any JSON is accepted, as documented; an array is kept as the collection and
+// anything else becomes its only member.
+func bigFixMetrics(body []byte) (json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return nil, errors.New("the body must be JSON")
+	}
+	if !json.Valid(trimmed) {
+		return nil, errors.New("the body is not valid JSON")
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, trimmed); err != nil {
+		return nil, err
+	}
+	if trimmed[0] == '[' {
+		return compact.Bytes(), nil
+	}
+	return json.RawMessage("[" + compact.String() + "]"), nil
+}
+
+type leaf struct {
+	name  string
+	value float64
+}
+
+// numericLeaves lists every numeric leaf (numbers and numeric strings) of the
+// metrics collection as a metric named "<tag>.<path>", where the path joins
+// object keys and array indexes with dots; the collection's own index is left
+// out when it has a single member.
+func numericLeaves(metrics json.RawMessage, tag string) []leaf {
+	var root []any
+	dec := json.NewDecoder(bytes.NewReader(metrics))
+	dec.UseNumber()
+	if err := dec.Decode(&root); err != nil {
+		return nil
+	}
+	var out []leaf
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				walk(prefix+"."+k, x[k])
+			}
+		case []any:
+			for i, e := range x {
+				walk(prefix+"."+strconv.Itoa(i), e)
+			}
+		case json.Number:
+			if f, err := strconv.ParseFloat(x.String(), 64); err == nil && !math.IsInf(f, 0) {
+				out = append(out, leaf{prefix, f})
+			}
+		case string:
+			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				out = append(out, leaf{prefix, f})
+			}
+		}
+	}
+	if len(root) == 1 {
+		walk(tag, root[0])
+	} else {
+		walk(tag, root)
+	}
+	return out
+}
+
+// platform answers the reserved tag with the collector's own figures.
+func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument {
+	figures := map[string]string{
+		"uptime_seconds": strconv.FormatInt(int64(a.now().Sub(a.r.started).Seconds()), 10),
+	}
+	if c, err := definitions.CollectionOf[tc.MetricConfig](ctx, a.r.registry, definitions.KindThreatConnectMetric, tenant); err == nil {
+		figures["definitions_threatconnect"] = strconv.Itoa(c.Len())
+	}
+	if c, err := a.documents(ctx, tenant); err == nil {
+		figures["definitions_bigfix"] = strconv.Itoa(c.Len())
+	}
+	for _, api := range []string{apiThreatConnect, apiSleuth, apiBigFix} {
+		figures["values_accepted_"+api] = strconv.FormatInt(a.r.stats.accepted[api].Load(), 10)
+		figures["values_refused_"+api] = strconv.FormatInt(a.r.stats.refused[api].Load(), 10)
+	}
+	raw, _ := json.Marshal([]map[string]string{figures})
+	return bigFixDocument{Tag: bigFixPlatformTag, Metrics: raw, LastChanged: a.now().UTC().Format(bigFixTimeLayout)}
+}
+
+func (a *bigFixAPI) internalError(w http.ResponseWriter, err error) {
+	a.r.settings.Logger.Error("BigFix API request failed", zap.Error(err))
+	writeBigFixError(w, http.StatusInternalServerError, "Internal Server Error")
+}

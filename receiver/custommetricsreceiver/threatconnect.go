@@ -1,0 +1,307 @@
+package custommetricsreceiver // import "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/windowstore"
+	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
+)
+
+// threatConnectAPI serves ThreatConnect's Custom Metrics API (v2).
+type threatConnectAPI struct {
+	r       *customMetricsReceiver
+	cfg     ThreatConnectConfig
+	windows *windowstore.Store
+	now     func() time.Time
+}
+
+func newThreatConnectAPI(r *customMetricsReceiver) *threatConnectAPI {
+	return &threatConnectAPI{
+		r:       r,
+		cfg:     r.cfg.ThreatConnect,
+		windows: windowstore.New(r.registry.Backend(), calendar.UTC()),
+		now:     time.Now,
+	}
+}
+
+func (a *threatConnectAPI) register(mux *http.ServeMux) {
+	base := a.cfg.PathPrefix + "/v2/customMetrics"
+	collection := methods(writeTCError, map[string]http.HandlerFunc{
+		http.MethodGet:  a.auth(false, a.list),
+		http.MethodPost: a.auth(true, a.create),
+	})
+	mux.Handle(base, collection)
+	mux.Handle(base+"/{$}", collection)
+	mux.Handle(base+"/{metric}", methods(writeTCError, map[string]http.HandlerFunc{
+		http.MethodGet:    a.auth(false, a.get),
+		http.MethodDelete: a.auth(true, a.delete),
+	}))
+	mux.Handle(base+"/{metric}/data", methods(writeTCError, map[string]http.HandlerFunc{
+		http.MethodPost: a.auth(true, a.data),
+	}))
+}
+
+// writeTCError answers in ThreatConnect's failure envelope.
+func writeTCError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, tc.FailureEnvelope{Status: tc.StatusFailure, Message: msg})
+}
+
+type tcHandler func(w http.ResponseWriter, r *http.Request, tenant string)
+
+// auth authenticates with a TC-Token or an HMAC signature. With no credentials
+// configured the API is open and everything belongs to the default tenant.
+func (a *threatConnectAPI) auth(write bool, next tcHandler) http.HandlerFunc {
+	open := len(a.cfg.Tokens)+len(a.cfg.HMACKeys) == 0
+	return func(w http.ResponseWriter, r *http.Request) {
+		if open {
+			next(w, r, "")
+			return
+		}
+		access, err := a.authenticate(r)
+		if err != nil {
+			writeTCError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+		if write && access.ReadOnly {
+			writeTCError(w, http.StatusForbidden, tc.ErrAccessDenied.Error())
+			return
+		}
+		next(w, r, access.Tenant)
+	}
+}
+
+// authenticate returns the credential's access, or an error whose text is
+// ThreatConnect's own message for the failure.
+func (a *threatConnectAPI) authenticate(r *http.Request) (Access, error) {
+	creds, err := tc.ParseAuthorization(r.Header.Get("Authorization"))
+	if err != nil {
+		return Access{}, tc.ErrAccessDenied
+	}
+	if creds.Token != "" {
+		// Compare against every token so the time taken does not reveal which matched.
+		var found Access
+		ok := false
+		for _, t := range a.cfg.Tokens {
+			if equalSecret(creds.Token, string(t.Token)) && !ok {
+				found, ok = t.Access, true
+			}
+		}
+		if !ok {
+			return Access{}, tc.ErrUnauthorized
+		}
+		return found, nil
+	}
+	for _, k := range a.cfg.HMACKeys {
+		if k.AccessID != creds.AccessID {
+			continue
+		}
+		if err := tc.VerifySignature(string(k.SecretKey), r.RequestURI, r.Method, r.Header.Get(tc.TimestampHeader), creds.Signature, a.now()); err != nil {
+			a.r.settings.Logger.Debug("ThreatConnect signature refused", zap.String("access_id", k.AccessID), zap.Error(err))
+			return Access{}, err
+		}
+		return k.Access, nil
+	}
+	return Access{}, tc.ErrUnauthorized
+}
+
+func (a *threatConnectAPI) metrics(ctx context.Context, tenant string) (*definitions.Collection[tc.MetricConfig], error) {
+	return definitions.CollectionOf[tc.MetricConfig](ctx, a.r.registry, definitions.KindThreatConnectMetric, tenant)
+}
+
+// lookup finds a metric by name or, when the path segment is an integer, by ID
+// (names that are integers are refused at creation, so the two cannot clash).
+func lookup(c *definitions.Collection[tc.MetricConfig], nameOrID string) (tc.MetricConfig, bool) {
+	if id, err := strconv.ParseInt(nameOrID, 10, 64); err == nil {
+		return c.Find(func(m tc.MetricConfig) bool { return m.ID == id })
+	}
+	return c.Get(nameOrID)
+}
+
+func (a *threatConnectAPI) list(w http.ResponseWriter, r *http.Request, tenant string) {
+	c, err := a.metrics(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	start, limit, err := tc.ParsePaging(r.URL.Query())
+	if err != nil {
+		writeTCError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	items := c.List()
+	total := len(items)
+	items = items[min(start, total):min(start+limit, total)]
+	// resultCount is the total, as ThreatConnect reports it; the page may hold fewer.
+	writeJSON(w, http.StatusOK, tc.SuccessEnvelope{Status: tc.StatusSuccess, Data: tc.ListData{ResultCount: total, CustomMetricConfig: append([]tc.MetricConfig{}, items...)}})
+}
+
+func (a *threatConnectAPI) get(w http.ResponseWriter, r *http.Request, tenant string) {
+	c, err := a.metrics(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	m, ok := lookup(c, r.PathValue("metric"))
+	if !ok {
+		writeTCError(w, http.StatusNotFound, tc.MsgNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, tc.SuccessEnvelope{Status: tc.StatusSuccess, Data: tc.OneData{CustomMetricConfig: m}})
+}
+
+func (a *threatConnectAPI) create(w http.ResponseWriter, r *http.Request, tenant string) {
+	body, ok := readBody(w, r, writeTCError)
+	if !ok {
+		return
+	}
+	def, err := tc.ParseCreate(body)
+	if err != nil {
+		writeTCError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c, err := a.metrics(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	created, err := c.Create(r.Context(), def.Name, func(id int64) (tc.MetricConfig, error) {
+		def.ID = id
+		return def, nil
+	})
+	switch {
+	case errors.Is(err, definitions.ErrExists):
+		writeTCError(w, http.StatusConflict, "The name for this custom metric is invalid, a custom metric with this name already exists")
+	case err != nil:
+		a.internalError(w, err)
+	default:
+		writeJSON(w, http.StatusCreated, tc.SuccessEnvelope{Status: tc.StatusSuccess, Data: tc.OneData{CustomMetricConfig: created}})
+	}
+}
+
+func (a *threatConnectAPI) delete(w http.ResponseWriter, r *http.Request, tenant string) {
+	c, err := a.metrics(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	m, ok := lookup(c, r.PathValue("metric"))
+	if !ok {
+		writeTCError(w, http.StatusNotFound, tc.MsgNotFound)
+		return
+	}
+	if _, err := c.Delete(r.Context(), m.Name); err != nil {
+		if errors.Is(err, definitions.ErrNotFound) { // deleted concurrently
+			writeTCError(w, http.StatusNotFound, tc.MsgNotFound)
+			return
+		}
+		a.internalError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": tc.StatusSuccess})
+}
+
+func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant string) {
+	body, ok := readBody(w, r, writeTCError)
+	if !ok {
+		return
+	}
+	returnValue, err := parseBoolParam(r, "returnValue")
+	if err != nil {
+		writeTCError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c, err := a.metrics(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	m, ok := lookup(c, r.PathValue("metric"))
+	if !ok {
+		writeTCError(w, http.StatusNotFound, tc.MsgNotFound)
+		return
+	}
+	p, err := tc.ParseData(body, m.DataType == "Count")
+	if err != nil {
+		writeTCError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch {
+	case m.KeyedValues && p.Name == "":
+		writeTCError(w, http.StatusBadRequest, "name is required: "+m.Name+" is a keyed metric")
+		return
+	case !m.KeyedValues && p.Name != "":
+		// Accepting it would drop the key silently.
+		writeTCError(w, http.StatusBadRequest, "name is not allowed: "+m.Name+" is not a keyed metric")
+		return
+	}
+	if p.Date.IsZero() {
+		p.Date = a.now()
+	}
+
+	def := tcDefinition(m)
+	batch := otelmap.NewBatch(apiThreatConnect, tenant, a.r.settings.BuildInfo.Version)
+	batch.Add(m.Name, "", def, otelmap.Value{
+		Key: p.Name, Value: p.Value, Time: pcommon.NewTimestampFromTime(p.Date), Weight: p.Weight, HasWeight: p.HasWeight,
+	})
+	md, n := batch.Metrics()
+	if err := a.r.consume(r.Context(), apiThreatConnect, md, n); err != nil {
+		status, msg := refusal(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", retryAfterSeconds)
+		}
+		writeTCError(w, status, msg)
+		return
+	}
+
+	// The pipeline has the value: from here on the answer is a success. The
+	// running aggregate behind returnValue is updated for every value, asked or not.
+	iv, _ := calendar.ParseInterval(m.Interval)
+	series := windowstore.Series{Tenant: tenant, Metric: strconv.FormatInt(m.ID, 10), Key: p.Name}
+	state, start, err := a.windows.Add(r.Context(), series, iv, p.Date.UnixNano(), p.Value, p.Weight)
+	if err != nil {
+		a.r.settings.Logger.Error("Updating the returnValue aggregate failed; the value itself was accepted", zap.String("metric", m.Name), zap.Error(err))
+	}
+	if !returnValue {
+		// ThreatConnect answers a plain data POST with 204 and no body.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	fn, _ := aggregation.ParseFunc(m.DataType)
+	writeJSON(w, http.StatusOK, tc.ReturnValue{Value: state.Value(fn), Date: time.Unix(0, start).UTC().Format(tc.DateLayout)})
+}
+
+// tcDefinition maps a ThreatConnect metric config to how its values are aggregated.
+func tcDefinition(m tc.MetricConfig) otelmap.Definition {
+	fn, _ := aggregation.ParseFunc(m.DataType)
+	iv, _ := calendar.ParseInterval(m.Interval)
+	return otelmap.Definition{Aggregation: fn.String(), Interval: iv.String(), Keyed: m.KeyedValues, DeltaSum: fn == aggregation.Sum}
+}
+
+func (a *threatConnectAPI) internalError(w http.ResponseWriter, err error) {
+	a.r.settings.Logger.Error("ThreatConnect API request failed", zap.Error(err))
+	writeTCError(w, http.StatusInternalServerError, tc.MsgUnknownError)
+}
+
+func parseBoolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(strings.ToLower(v))
+	if err != nil {
+		return false, errors.New("invalid " + name + " parameter: " + v)
+	}
+	return b, nil
+}
