@@ -1,0 +1,214 @@
+// Command nabeval streams every NAB-format CSV file under a data folder
+// through the anomaly detector with its default configuration and writes one
+// NAB result file per series.
+//
+// Usage:
+//
+//	nabeval DATA_DIR OUT_DIR
+//
+// Every *.csv file under DATA_DIR (recursively) must have a header and the
+// columns timestamp,value, with timestamps such as "2014-07-01 00:00:00". For
+// each one, OUT_DIR gets a file at the same relative path with the columns
+// timestamp,value,anomaly_score, one row per data row, in order. The result
+// can be scored with NAB's scorer (see /work/shared/nab/README.md).
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "nabeval:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = "usage: nabeval DATA_DIR OUT_DIR"
+
+func run(args []string, log io.Writer) error {
+	if len(args) != 2 {
+		return fmt.Errorf("expected 2 arguments, got %d\n%s", len(args), usage)
+	}
+	n, err := evaluate(args[0], args[1], detector.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "nabeval: wrote %d result files to %s\n", n, args[1])
+	return nil
+}
+
+// evaluate processes every CSV file under dataDir and returns how many
+// result files it wrote.
+func evaluate(dataDir, outDir string, cfg detector.Config) (int, error) {
+	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	st, err := os.Stat(dataDir)
+	if err != nil {
+		return 0, fmt.Errorf("data folder: %w", err)
+	}
+	if !st.IsDir() {
+		return 0, fmt.Errorf("data folder %s is not a directory", dataDir)
+	}
+	var files []string
+	err = filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.EqualFold(filepath.Ext(p), ".csv") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("listing %s: %w", dataDir, err)
+	}
+	if len(files) == 0 {
+		return 0, fmt.Errorf("no .csv files under %s", dataDir)
+	}
+	for _, p := range files {
+		rel, err := filepath.Rel(dataDir, p)
+		if err != nil {
+			return 0, err
+		}
+		dst := filepath.Join(outDir, rel)
+		if err := processFile(p, dst, cfg); err != nil {
+			return 0, err
+		}
+	}
+	return len(files), nil
+}
+
+// processFile scores one series and writes its result file.
+func processFile(src, dst string, cfg detector.Config) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	w := bufio.NewWriter(out)
+	if err := score(in, w, cfg, src); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// score reads a NAB CSV from r and writes the result CSV to w; name is used in
+// error messages.
+func score(r io.Reader, w io.Writer, cfg detector.Config, name string) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	line := 0
+	tsCol, valCol := -1, -1
+	var d detector.Detector
+	d.Config = cfg
+	rows := 0
+	buf := make([]byte, 0, 128)
+	for sc.Scan() {
+		line++
+		text := strings.TrimRight(sc.Text(), "\r")
+		if line == 1 {
+			text = strings.TrimPrefix(text, "\ufeff")
+			for i, h := range strings.Split(text, ",") {
+				switch strings.ToLower(strings.TrimSpace(h)) {
+				case "timestamp":
+					tsCol = i
+				case "value":
+					valCol = i
+				}
+			}
+			if tsCol < 0 || valCol < 0 {
+				return fmt.Errorf("%s:1: header %q must name the columns timestamp and value", name, text)
+			}
+			if _, err := io.WriteString(w, "timestamp,value,anomaly_score\n"); err != nil {
+				return err
+			}
+			continue
+		}
+		if strings.TrimSpace(text) == "" {
+			continue
+		}
+		cells := strings.Split(text, ",")
+		if len(cells) <= tsCol || len(cells) <= valCol {
+			return fmt.Errorf("%s:%d: expected at least %d columns, got %d", name, line, max(tsCol, valCol)+1, len(cells))
+		}
+		tsText := strings.TrimSpace(cells[tsCol])
+		ts, err := parseTime(tsText)
+		if err != nil {
+			return fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		valText := strings.TrimSpace(cells[valCol])
+		v, err := strconv.ParseFloat(valText, 64)
+		if err != nil {
+			return fmt.Errorf("%s:%d: value %q is not a number", name, line, valText)
+		}
+		res := d.Update(ts, v)
+		buf = buf[:0]
+		buf = append(buf, tsText...)
+		buf = append(buf, ',')
+		buf = append(buf, valText...)
+		buf = append(buf, ',')
+		buf = strconv.AppendFloat(buf, res.Score, 'g', -1, 64)
+		buf = append(buf, '\n')
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		rows++
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s:%d: %w", name, line+1, err)
+	}
+	if line == 0 {
+		return fmt.Errorf("%s: empty file (expected a header timestamp,value)", name)
+	}
+	if rows == 0 {
+		return fmt.Errorf("%s: no data rows", name)
+	}
+	return nil
+}
+
+var timeLayouts = []string{
+	"2006-01-02 15:04:05",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05Z07:00",
+	"2006-01-02T15:04:05.999999999Z07:00",
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04",
+	"2006-01-02",
+}
+
+func parseTime(s string) (time.Time, error) {
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, errors.New("timestamp " + strconv.Quote(s) + " is not of the form 2006-01-02 15:04:05")
+}
