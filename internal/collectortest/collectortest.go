@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/envprovider"
 	"go.opentelemetry.io/collector/confmap/provider/fileprovider"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/service/telemetry/otelconftelemetry"
 )
 
 // Collector is a running in-process Collector.
@@ -24,7 +25,8 @@ type Collector struct {
 	done chan error
 }
 
-// Start runs a Collector with the given factories and YAML configuration
+// Start runs a Collector with the given factories (the Collector's own
+// telemetry factory is added when they have none) and YAML configuration
 // (which may use ${env:VAR}) and waits until it is running. It is shut down
 // when the test ends unless Shutdown was called before.
 func Start(t testing.TB, factories func() (otelcol.Factories, error), configYAML string) *Collector {
@@ -32,9 +34,16 @@ func Start(t testing.TB, factories func() (otelcol.Factories, error), configYAML
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(configYAML), 0o600))
 
+	withTelemetry := func() (otelcol.Factories, error) {
+		f, err := factories()
+		if f.Telemetry == nil {
+			f.Telemetry = otelconftelemetry.NewFactory()
+		}
+		return f, err
+	}
 	col, err := otelcol.NewCollector(otelcol.CollectorSettings{
 		BuildInfo: component.BuildInfo{Command: "otelcol-test", Version: "test"},
-		Factories: factories,
+		Factories: withTelemetry,
 		ConfigProviderSettings: otelcol.ConfigProviderSettings{
 			ResolverSettings: confmap.ResolverSettings{
 				URIs:              []string{path},

@@ -13,8 +13,9 @@ import (
 
 // Config defines the configuration of the custommetrics receiver.
 type Config struct {
-	// ServerConfig is the HTTP server every vendor API is served on.
-	confighttp.ServerConfig `mapstructure:",squash"`
+	// ServerConfig is the HTTP server every vendor API is served on. It is a
+	// named field: embedding would promote its Unmarshal method and hide ours.
+	ServerConfig confighttp.ServerConfig `mapstructure:",squash"`
 
 	// Definitions is the ID of the definitions extension that stores what the
 	// APIs create. When unset, the receiver keeps definitions in memory only.
@@ -118,10 +119,10 @@ type BigFixUser struct {
 // Validate checks the receiver configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
-	if cfg.NetAddr.Endpoint == "" {
+	if cfg.ServerConfig.NetAddr.Endpoint == "" {
 		errs = append(errs, errors.New("endpoint must not be empty"))
 	}
-	if cfg.MaxRequestBodySize < 0 {
+	if cfg.ServerConfig.MaxRequestBodySize < 0 {
 		errs = append(errs, errors.New("max_request_body_size must not be negative"))
 	}
 	for name, p := range map[string]APIConfig{"threatconnect": cfg.ThreatConnect.APIConfig, "sleuth": cfg.Sleuth.APIConfig, "bigfix": cfg.BigFix.APIConfig} {

@@ -32,12 +32,12 @@ type testServer struct {
 func startReceiver(t *testing.T, mutate func(*Config), next consumer.Metrics) *testServer {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
-	cfg.NetAddr.Endpoint = collectortest.FreeAddr(t)
+	cfg.ServerConfig.NetAddr.Endpoint = collectortest.FreeAddr(t)
 	if mutate != nil {
 		mutate(cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	ts := &testServer{t: t, base: "http://" + cfg.NetAddr.Endpoint, sink: new(consumertest.MetricsSink)}
+	ts := &testServer{t: t, base: "http://" + cfg.ServerConfig.NetAddr.Endpoint, sink: new(consumertest.MetricsSink)}
 	if next == nil {
 		next = ts.sink
 	}

@@ -86,11 +86,11 @@ func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) 
 	}
 
 	var err error
-	if r.server, err = r.cfg.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, mux); err != nil {
+	if r.server, err = r.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, mux); err != nil {
 		return err
 	}
 	var ln net.Listener
-	if ln, err = r.cfg.ToListener(ctx); err != nil {
+	if ln, err = r.cfg.ServerConfig.ToListener(ctx); err != nil {
 		return err
 	}
 	r.settings.Logger.Info("Starting HTTP server", zap.String("endpoint", ln.Addr().String()))

@@ -246,7 +246,7 @@ func TestThreatConnectReturnValuePerDataType(t *testing.T) {
 }
 
 func TestThreatConnectErrors(t *testing.T) {
-	ts := startReceiver(t, func(c *Config) { c.MaxRequestBodySize = 256 }, nil)
+	ts := startReceiver(t, func(c *Config) { c.ServerConfig.MaxRequestBodySize = 256 }, nil)
 	createDocMetrics(t, ts)
 	tests := []struct {
 		name, method, path, body string

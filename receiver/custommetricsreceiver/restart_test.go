@@ -1,0 +1,104 @@
+package custommetricsreceiver
+
+import (
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/custommetrics/bundle/extension/definitionsextension"
+	"github.com/custommetrics/bundle/internal/collectortest"
+)
+
+func restartFactories() (otelcol.Factories, error) {
+	var err error
+	f := otelcol.Factories{}
+	if f.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](NewFactory()); err != nil {
+		return f, err
+	}
+	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](definitionsextension.NewFactory(), filestorage.NewFactory()); err != nil {
+		return f, err
+	}
+	f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](exportertest.NewNopFactory())
+	return f, err
+}
+
+const restartConfig = `
+extensions:
+  file_storage:
+    directory: ${env:DATA_DIR}
+    create_directory: true
+  definitions:
+    storage: file_storage
+receivers:
+  custommetrics:
+    endpoint: ${env:RECEIVER_ADDR}
+    definitions: definitions
+    bigfix:
+      users:
+        - {username: master, password: mpw, role: master_operator}
+exporters:
+  nop:
+service:
+  extensions: [file_storage, definitions]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    metrics:
+      receivers: [custommetrics]
+      exporters: [nop]
+`
+
+// TestDefinitionsAndReturnValuesSurviveRestart runs the receiver in the real
+// Collector runtime with file_storage, restarts it on the same directory, and
+// finds every definition and returnValue figure again.
+func TestDefinitionsAndReturnValuesSurviveRestart(t *testing.T) {
+	addr := collectortest.FreeAddr(t)
+	t.Setenv("RECEIVER_ADDR", addr)
+	t.Setenv("DATA_DIR", filepath.Join(t.TempDir(), "storage"))
+	ts := &testServer{t: t, base: "http://" + addr}
+	master := []string{"Authorization", basic("master", "mpw")}
+
+	col := collectortest.Start(t, restartFactories, restartConfig)
+	createDocMetrics(t, ts)
+	resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2","date":"2018-01-19T14:44:00Z"}`)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/playbookRuns/data?returnValue=true", `{"name":"app1","value":"5","date":"2018-01-19T14:10:00Z"}`)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/custom", `{"bla":"3"}`, master...).status)
+	before := ts.do(http.MethodGet, "/api/v2/customMetrics", "")
+	require.Equal(t, http.StatusOK, before.status)
+	col.Shutdown(t)
+
+	collectortest.Start(t, restartFactories, restartConfig)
+	after := ts.do(http.MethodGet, "/api/v2/customMetrics", "")
+	require.Equal(t, http.StatusOK, after.status)
+	assert.JSONEq(t, string(before.body), string(after.body), "definitions, with their ids, survive the restart")
+
+	// The running aggregates continue where they were.
+	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"3","date":"2018-01-19T20:00:00Z"}`)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	assert.JSONEq(t, `{"value":5,"date":"2018-01-19T00:00:00Z"}`, string(resp.body))
+	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/playbookRuns/data?returnValue=true", `{"name":"app1","value":"1","date":"2018-01-19T14:59:00Z"}`)
+	assert.JSONEq(t, `{"value":6,"date":"2018-01-19T14:00:00Z"}`, string(resp.body))
+
+	// A new definition gets a fresh id, never one used before the restart.
+	resp = ts.do(http.MethodPost, "/api/v2/customMetrics", `{"name":"third","dataType":"Max","interval":"Weekly"}`)
+	require.Equal(t, http.StatusCreated, resp.status)
+	id := int64(resp.json(t)["data"].(map[string]any)["customMetricConfig"].(map[string]any)["id"].(float64))
+	assert.Equal(t, "3", strconv.FormatInt(id, 10))
+
+	resp = ts.do(http.MethodGet, "/api/deploymentmetrics/custom", "", master...)
+	require.Equal(t, http.StatusOK, resp.status)
+	assert.Contains(t, string(resp.body), `"metrics":[{"bla":"3"}]`)
+}
