@@ -21,7 +21,7 @@ import (
 
 // testServer is a receiver serving on a loopback port, over real HTTP.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	sink *consumertest.MetricsSink
 	rcv  *customMetricsReceiver
@@ -29,7 +29,7 @@ type testServer struct {
 
 // startReceiver starts the receiver with the default config changed by mutate.
 // When next is nil, values go to a sink that the test can read.
-func startReceiver(t *testing.T, mutate func(*Config), next consumer.Metrics) *testServer {
+func startReceiver(t testing.TB, mutate func(*Config), next consumer.Metrics) *testServer {
 	t.Helper()
 	cfg := createDefaultConfig().(*Config)
 	cfg.ServerConfig.NetAddr.Endpoint = collectortest.FreeAddr(t)
@@ -55,7 +55,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var v map[string]any
 	require.NoError(t, json.Unmarshal(r.body, &v), "body: %s", r.body)

@@ -1,0 +1,110 @@
+package threatconnect
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseDataDocumentForms(t *testing.T) {
+	p, err := ParseData([]byte(`{"name": "app1", "value": "1"}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, DataPoint{Name: "app1", Value: 1, Weight: 1}, p)
+
+	p, err = ParseData([]byte(`{"value": "2", "date": "2018-01-19T14:44:00Z"}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, time.Date(2018, 1, 19, 14, 44, 0, 0, time.UTC), p.Date)
+
+	p, err = ParseData([]byte(`{"value": 2.5, "weight": 3}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, DataPoint{Value: 2.5, Weight: 3, HasWeight: true}, p)
+
+	p, err = ParseData([]byte(`{}`), true)
+	require.NoError(t, err, "Count metrics take entries without a value")
+	assert.Equal(t, 1.0, p.Value)
+}
+
+func TestSignMatchesThreatConnectExample(t *testing.T) {
+	// The string to sign is "<path?query>:<METHOD>:<timestamp>", as in ThreatConnect's
+	// quick start: /api/v2/indicators/hosts/example.com?Owner=Common%20Community:GET:1513703787
+	sig := Sign("secret", "/api/v2/indicators/hosts/example.com?Owner=Common%20Community", "GET", 1513703787)
+	// Computed independently: printf '%s' '/api/v2/indicators/hosts/example.com?Owner=Common%20Community:GET:1513703787' | openssl dgst -sha256 -hmac secret -binary | base64
+	assert.Equal(t, "qcQ78w1LcTYOSn2A4hYtkwvNsBnti4Ed+ZpIzM7oSjE=", sig)
+}
+
+func FuzzParseData(f *testing.F) {
+	for _, seed := range []string{
+		`{"name": "{metricKeyName}", "value": "{incrementValue}", "date": "{date}", "weight": "{weight}"}`,
+		`{"name": "app1", "value": "1"}`,
+		`{"value": "2", "date": "2018-01-19T14:44:00Z"}`,
+		`{"value": "2"}`,
+		`{"value": 1e308, "weight": "0"}`,
+		`{"value": "NaN"}`,
+		`[]`, `null`, `{"value":`,
+	} {
+		f.Add([]byte(seed), false)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, countMetric bool) {
+		p, err := ParseData(body, countMetric)
+		if err != nil {
+			return
+		}
+		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) || math.IsNaN(p.Weight) || math.IsInf(p.Weight, 0) || p.Weight < 0 {
+			t.Fatalf("accepted a value that cannot be aggregated: %+v", p)
+		}
+	})
+}
+
+func FuzzParseCreate(f *testing.F) {
+	for _, seed := range []string{
+		`{"name" : "newMetric", "dataType" : "Sum", "interval" : "Daily", "keyedValues" : false, "description" : "Testing API Updates"}`,
+		`{"name":"x","dataType":"average","interval":"YEARLY","keyedValues":true}`,
+		`{"name":"42","dataType":"Sum","interval":"Daily"}`,
+		`{"name":"a/b","dataType":"Sum","interval":"Daily"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, err := ParseCreate(body)
+		if err != nil {
+			return
+		}
+		if m.Name == "" || ValidName(m.Name) != nil {
+			t.Fatalf("accepted an invalid name %q", m.Name)
+		}
+		if !contains(DataTypes, m.DataType) || !contains(Intervals, m.Interval) {
+			t.Fatalf("accepted a non-canonical definition %+v", m)
+		}
+	})
+}
+
+func FuzzParseAuthorization(f *testing.F) {
+	for _, seed := range []string{"TC-Token APIV2:430:c8mTcH:1234567890123:7mbi=", "TC 12345:abc=", "TC :", "TC-Token ", "Bearer x", ""} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		c, err := ParseAuthorization(header)
+		if err != nil {
+			return
+		}
+		if (c.Token == "") == (c.AccessID == "") {
+			t.Fatalf("credentials must be exactly one of token or HMAC: %+v", c)
+		}
+		if c.AccessID != "" && (c.Signature == "" || strings.Contains(c.AccessID, ":")) {
+			t.Fatalf("bad HMAC credentials %+v from %q", c, header)
+		}
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
