@@ -60,4 +60,3 @@ func BenchmarkBareHTTP(b *testing.B) {
 	defer srv.Close()
 	postLoop(b, "http://"+ln.Addr().String()+"/api/v2/customMetrics/bench/data", []byte(`{"value":"1"}`), http.StatusOK)
 }
-
