@@ -1,0 +1,117 @@
+package definitions
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type item struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+}
+
+// flakyBackend fails Set while fail is true.
+type flakyBackend struct {
+	MemoryBackend
+	mu   sync.Mutex
+	fail bool
+}
+
+func (f *flakyBackend) Set(ctx context.Context, key string, value []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail {
+		return errors.New("disk full")
+	}
+	return f.MemoryBackend.Set(ctx, key, value)
+}
+
+func TestCollectionPersistsAndReloads(t *testing.T) {
+	ctx := context.Background()
+	backend := &MemoryBackend{}
+	c, err := CollectionOf[item](ctx, NewRegistry(backend), KindThreatConnectMetric, "t1")
+	require.NoError(t, err)
+	for _, name := range []string{"a", "b", "c"} {
+		_, err := c.Create(ctx, name, func(id int64) (item, error) { return item{ID: id, Name: name}, nil })
+		require.NoError(t, err)
+	}
+	_, err = c.Delete(ctx, "b")
+	require.NoError(t, err)
+
+	// A new registry over the same backend sees the same state, and never reuses an ID.
+	reloaded, err := CollectionOf[item](ctx, NewRegistry(backend), KindThreatConnectMetric, "t1")
+	require.NoError(t, err)
+	assert.Equal(t, []item{{1, "a"}, {3, "c"}}, reloaded.List())
+	d, err := reloaded.Create(ctx, "d", func(id int64) (item, error) { return item{ID: id, Name: "d"}, nil })
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), d.ID)
+
+	// Tenants and kinds are separate collections.
+	other, err := CollectionOf[item](ctx, NewRegistry(backend), KindThreatConnectMetric, "t2")
+	require.NoError(t, err)
+	assert.Zero(t, other.Len())
+}
+
+func TestFailedWriteChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	backend := &flakyBackend{}
+	c, err := CollectionOf[item](ctx, NewRegistry(backend), KindBigFixDocument, "")
+	require.NoError(t, err)
+	_, err = c.Create(ctx, "a", func(id int64) (item, error) { return item{ID: id, Name: "a"}, nil })
+	require.NoError(t, err)
+
+	backend.fail = true
+	_, err = c.Create(ctx, "b", func(id int64) (item, error) { return item{ID: id, Name: "b"}, nil })
+	require.ErrorContains(t, err, "disk full")
+	_, err = c.Put(ctx, "a", func(item, bool) (item, error) { return item{ID: 9, Name: "changed"}, nil })
+	require.Error(t, err)
+	_, err = c.Delete(ctx, "a")
+	require.Error(t, err)
+	assert.Equal(t, []item{{1, "a"}}, c.List(), "memory keeps the last persisted state")
+
+	backend.fail = false
+	reloaded, err := CollectionOf[item](ctx, NewRegistry(backend), KindBigFixDocument, "")
+	require.NoError(t, err)
+	assert.Equal(t, []item{{1, "a"}}, reloaded.List(), "storage keeps the last persisted state")
+	b, err := c.Create(ctx, "b", func(id int64) (item, error) { return item{ID: id, Name: "b"}, nil })
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), b.ID, "a failed create does not burn an ID")
+}
+
+func TestCreateRaceHasOneWinner(t *testing.T) {
+	ctx := context.Background()
+	c, err := CollectionOf[item](ctx, NewRegistry(&MemoryBackend{}), KindThreatConnectMetric, "")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Create(ctx, "same", func(id int64) (item, error) { return item{ID: id, Name: "same"}, nil })
+			if err == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			} else {
+				assert.ErrorIs(t, err, ErrExists)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, 1, wins)
+}
+
+func TestCorruptDocumentIsAnError(t *testing.T) {
+	ctx := context.Background()
+	backend := &MemoryBackend{}
+	require.NoError(t, backend.Set(ctx, storageKey(KindThreatConnectMetric, ""), []byte(`{"items":[{}],"keys":[]}`)))
+	_, err := CollectionOf[item](ctx, NewRegistry(backend), KindThreatConnectMetric, "")
+	assert.ErrorContains(t, err, "corrupt")
+}
