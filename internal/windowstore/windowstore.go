@@ -6,14 +6,19 @@
 // Every Add writes the window's whole state through to the backend before it
 // returns, so a figure survives a restart; a failed write is healed by the
 // next successful write of the same window (the state in memory is the truth).
+// Writes are group-committed: concurrent Adds share one write round, so the
+// cost of durability is paid per round, not per value.
 package windowstore // import "github.com/custommetrics/bundle/internal/windowstore"
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
@@ -43,7 +48,13 @@ func (k windowKey) storageKey() string {
 		k.interval.String() + "/" + strconv.FormatInt(k.start, 10)
 }
 
-// Store holds the windows; safe for concurrent use.
+// batcher is implemented by Collector storage clients: one transaction for a
+// whole commit round.
+type batcher interface {
+	Batch(ctx context.Context, ops ...*storage.Operation) error
+}
+
+// Store holds the windows; safe for concurrent use. Close stops its committer.
 type Store struct {
 	backend Backend
 	cal     *calendar.Calendar
@@ -51,22 +62,41 @@ type Store struct {
 	mu      sync.Mutex
 	seq     uint64
 	windows map[windowKey]*entry
+
+	// Group commit: Adds queue their window here and wait for the committer,
+	// which writes everything queued in one round.
+	pmu     sync.Mutex
+	pending map[windowKey]*entry
+	round   *round
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped sync.WaitGroup
+	once    sync.Once
+}
+
+type round struct {
+	done chan struct{}
+	err  error
 }
 
 type entry struct {
 	mu     sync.Mutex
 	loaded bool
 	state  aggregation.State
-	buf    []byte
 }
 
 // New returns a Store persisted through backend, with windows of cal.
 func New(backend Backend, cal *calendar.Calendar) *Store {
-	return &Store{backend: backend, cal: cal, windows: map[windowKey]*entry{}}
+	return &Store{
+		backend: backend, cal: cal, windows: map[windowKey]*entry{},
+		pending: map[windowKey]*entry{}, round: &round{done: make(chan struct{})},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}),
+	}
 }
 
 // Add adds value v with weight w at tsNanos to the series' window of interval
-// iv, and returns the window's state after the addition and its start.
+// iv, and returns the window's state after the addition and its start. It
+// returns once the window is persisted (or persisting it failed).
 func (s *Store) Add(ctx context.Context, series Series, iv calendar.Interval, tsNanos int64, v, w float64) (aggregation.State, int64, error) {
 	start, _ := s.cal.WindowNanos(iv, tsNanos)
 	k := windowKey{Series: series, interval: iv, start: start}
@@ -84,15 +114,16 @@ func (s *Store) Add(ctx context.Context, series Series, iv calendar.Interval, ts
 	s.mu.Unlock()
 
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if !e.loaded {
 		raw, err := s.backend.Get(ctx, k.storageKey())
 		if err != nil {
+			e.mu.Unlock()
 			return aggregation.State{}, start, fmt.Errorf("windowstore: loading window: %w", err)
 		}
 		if len(raw) > 0 {
 			st, err := aggregation.DecodeState(raw)
 			if err != nil {
+				e.mu.Unlock()
 				return aggregation.State{}, start, fmt.Errorf("windowstore: decoding window: %w", err)
 			}
 			e.state = st
@@ -100,9 +131,89 @@ func (s *Store) Add(ctx context.Context, series Series, iv calendar.Interval, ts
 		e.loaded = true
 	}
 	e.state.Add(v, w, tsNanos, seq)
-	e.buf = e.state.AppendBinary(e.buf[:0])
-	if err := s.backend.Set(ctx, k.storageKey(), e.buf); err != nil {
-		return e.state, start, fmt.Errorf("windowstore: persisting window: %w", err)
+	state := e.state
+	e.mu.Unlock()
+
+	if err := s.persist(ctx, k, e); err != nil {
+		return state, start, fmt.Errorf("windowstore: persisting window: %w", err)
 	}
-	return e.state, start, nil
+	return state, start, nil
+}
+
+// persist queues the window for the next commit round and waits for it.
+func (s *Store) persist(ctx context.Context, k windowKey, e *entry) error {
+	s.once.Do(func() {
+		s.stopped.Add(1)
+		go s.commitLoop()
+	})
+	s.pmu.Lock()
+	s.pending[k] = e
+	r := s.round
+	s.pmu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stop:
+		return errors.New("store closed")
+	}
+}
+
+func (s *Store) commitLoop() {
+	defer s.stopped.Done()
+	for {
+		select {
+		case <-s.kick:
+		case <-s.stop:
+			return
+		}
+		s.commit()
+	}
+}
+
+// commit writes every queued window in one round and releases its waiters.
+func (s *Store) commit() {
+	s.pmu.Lock()
+	batch, r := s.pending, s.round
+	s.pending, s.round = map[windowKey]*entry{}, &round{done: make(chan struct{})}
+	s.pmu.Unlock()
+	if len(batch) == 0 {
+		close(r.done)
+		return
+	}
+	ops := make([]*storage.Operation, 0, len(batch))
+	for k, e := range batch {
+		e.mu.Lock()
+		ops = append(ops, storage.SetOperation(k.storageKey(), e.state.AppendBinary(nil)))
+		e.mu.Unlock()
+	}
+	// The round's requests may be gone; the write still belongs to the values they added.
+	ctx := context.Background()
+	if b, ok := s.backend.(batcher); ok {
+		r.err = b.Batch(ctx, ops...)
+	} else {
+		for _, op := range ops {
+			if err := s.backend.Set(ctx, op.Key, op.Value); err != nil {
+				r.err = err
+				break
+			}
+		}
+	}
+	close(r.done)
+}
+
+// Close stops the committer; Adds after Close fail.
+func (s *Store) Close() {
+	s.once.Do(func() {}) // no committer may start after Close
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.stopped.Wait()
 }

@@ -134,6 +134,9 @@ func (r *customMetricsReceiver) Shutdown(ctx context.Context) error {
 		err = r.server.Shutdown(ctx)
 	}
 	r.shutdown.Wait()
+	if r.tc != nil {
+		r.tc.windows.Close()
+	}
 	return err
 }
 
