@@ -1,6 +1,6 @@
 // Package definitions holds the bundle's state that users create through the
 // receiver's APIs — ThreatConnect metric configs, BigFix deployment-metrics
-// documents, and later LaunchDarkly and Embrace metric definitions — and the
+// documents, LaunchDarkly metrics and Embrace derived-metric definitions — and the
 // Registry that stores them durably and serves them to every component.
 //
 // A Registry keeps each (kind, tenant) collection in memory and writes it

@@ -66,6 +66,10 @@ type Kind string
 const (
 	KindThreatConnectMetric Kind = "threatconnect.metric"
 	KindBigFixDocument      Kind = "bigfix.document"
+	// KindLaunchDarklyMetric holds launchdarkly.Metric values keyed "<projectKey>/<metricKey>".
+	KindLaunchDarklyMetric Kind = "launchdarkly.metric"
+	// KindEmbraceMetric holds embrace.CustomMetric values keyed "<app_id>/<name>".
+	KindEmbraceMetric Kind = "embrace.metric"
 )
 
 // CollectionOf returns the collection of kind k for tenant, loading it from the

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
 )
 
 // Config defines the configuration of the custommetrics receiver.
@@ -24,6 +26,8 @@ type Config struct {
 	ThreatConnect ThreatConnectConfig `mapstructure:"threatconnect"`
 	Sleuth        SleuthConfig        `mapstructure:"sleuth"`
 	BigFix        BigFixConfig        `mapstructure:"bigfix"`
+	LaunchDarkly  LaunchDarklyConfig  `mapstructure:"launchdarkly"`
+	Embrace       EmbraceConfig       `mapstructure:"embrace"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -116,6 +120,69 @@ type BigFixUser struct {
 	Tenant string `mapstructure:"tenant"`
 }
 
+// LaunchDarklyConfig configures LaunchDarkly's metrics API (v2) and the
+// analytics-events endpoint its server-side SDKs send to.
+type LaunchDarklyConfig struct {
+	APIConfig `mapstructure:",squash"`
+	// AccessTokens are accepted as "Authorization: <token>", as LaunchDarkly's clients send them.
+	AccessTokens []LaunchDarklyAccessToken `mapstructure:"access_tokens"`
+	// RateLimitPerMinute caps the metrics-API requests of one access token per
+	// calendar minute; more get 429 with Retry-After. 0 (the default) turns it off.
+	RateLimitPerMinute int `mapstructure:"rate_limit_per_minute"`
+	// Events is the endpoint that SDKs post analytics events to.
+	Events LaunchDarklyEventsConfig `mapstructure:"events"`
+}
+
+// LaunchDarklyAccessToken is an API access token and what it may touch.
+type LaunchDarklyAccessToken struct {
+	Token  configopaque.String `mapstructure:"token"`
+	Access `mapstructure:",squash"`
+	// Projects are the project keys the token may use (403 for others); empty means all.
+	Projects []string `mapstructure:"projects"`
+}
+
+// LaunchDarklyEventsConfig configures the SDK events endpoint.
+type LaunchDarklyEventsConfig struct {
+	// Enabled serves the endpoint (when the LaunchDarkly API is enabled). Default true.
+	Enabled bool `mapstructure:"enabled"`
+	// Path is the SDKs' events base URI path: they post to <path>/bulk and
+	// <path>/diagnostic. Default /launchdarkly/events. path_prefix does not apply.
+	Path string `mapstructure:"path"`
+	// SDKKeys are accepted as "Authorization: <sdk key>"; each belongs to one project.
+	SDKKeys []LaunchDarklySDKKey `mapstructure:"sdk_keys"`
+}
+
+// LaunchDarklySDKKey is a server-side SDK key and the project whose metrics its events feed.
+type LaunchDarklySDKKey struct {
+	Key     configopaque.String `mapstructure:"key"`
+	Tenant  string              `mapstructure:"tenant"`
+	Project string              `mapstructure:"project"`
+}
+
+// EmbraceConfig configures Embrace's Custom Metrics API (v1).
+type EmbraceConfig struct {
+	APIConfig `mapstructure:",squash"`
+	// Tokens are accepted as "Authorization: Bearer <token>".
+	Tokens []EmbraceToken `mapstructure:"tokens"`
+	// BaseMetrics are the metrics definitions may derive from, with the
+	// attributes they may filter and group on. Default: the document's table.
+	BaseMetrics []EmbraceBaseMetric `mapstructure:"base_metrics"`
+}
+
+// EmbraceToken is a Custom Metrics API token and the apps it may manage.
+type EmbraceToken struct {
+	Token  configopaque.String `mapstructure:"token"`
+	Access `mapstructure:",squash"`
+	// AppIDs the token may manage (403 for others); empty means all.
+	AppIDs []string `mapstructure:"app_ids"`
+}
+
+// EmbraceBaseMetric is a base metric and its attribute keys.
+type EmbraceBaseMetric struct {
+	Name       string   `mapstructure:"name"`
+	Attributes []string `mapstructure:"attributes"`
+}
+
 // Validate checks the receiver configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
@@ -125,7 +192,7 @@ func (cfg *Config) Validate() error {
 	if cfg.ServerConfig.MaxRequestBodySize < 0 {
 		errs = append(errs, errors.New("max_request_body_size must not be negative"))
 	}
-	for name, p := range map[string]APIConfig{"threatconnect": cfg.ThreatConnect.APIConfig, "sleuth": cfg.Sleuth.APIConfig, "bigfix": cfg.BigFix.APIConfig} {
+	for name, p := range map[string]APIConfig{"threatconnect": cfg.ThreatConnect.APIConfig, "sleuth": cfg.Sleuth.APIConfig, "bigfix": cfg.BigFix.APIConfig, "launchdarkly": cfg.LaunchDarkly.APIConfig, "embrace": cfg.Embrace.APIConfig} {
 		if p.PathPrefix != "" && (!strings.HasPrefix(p.PathPrefix, "/") || strings.HasSuffix(p.PathPrefix, "/")) {
 			errs = append(errs, fmt.Errorf("%s::path_prefix %q must start with '/' and not end with '/'", name, p.PathPrefix))
 		}
@@ -169,5 +236,66 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("bigfix::users[%d]::role must be %q or %q", i, RoleMasterOperator, RoleOperator))
 		}
 	}
+	errs = append(errs, cfg.LaunchDarkly.validate()...)
+	errs = append(errs, cfg.Embrace.validate()...)
 	return errors.Join(errs...)
+}
+
+func (c LaunchDarklyConfig) validate() []error {
+	var errs []error
+	for i, t := range c.AccessTokens {
+		if t.Token == "" {
+			errs = append(errs, fmt.Errorf("launchdarkly::access_tokens[%d]::token must not be empty", i))
+		}
+		for _, p := range t.Projects {
+			if !ld.KeyPattern.MatchString(p) {
+				errs = append(errs, fmt.Errorf("launchdarkly::access_tokens[%d]::projects: %q is not a valid project key", i, p))
+			}
+		}
+	}
+	if c.RateLimitPerMinute < 0 {
+		errs = append(errs, errors.New("launchdarkly::rate_limit_per_minute must not be negative"))
+	}
+	if c.Events.Enabled && (!strings.HasPrefix(c.Events.Path, "/") || strings.HasSuffix(c.Events.Path, "/")) {
+		errs = append(errs, fmt.Errorf("launchdarkly::events::path %q must start with '/' and not end with '/'", c.Events.Path))
+	}
+	seen := map[configopaque.String]bool{}
+	for i, k := range c.Events.SDKKeys {
+		if k.Key == "" {
+			errs = append(errs, fmt.Errorf("launchdarkly::events::sdk_keys[%d]::key must not be empty", i))
+		}
+		if seen[k.Key] {
+			errs = append(errs, fmt.Errorf("launchdarkly::events::sdk_keys[%d]: the key is listed twice", i))
+		}
+		seen[k.Key] = true
+		if !ld.KeyPattern.MatchString(k.Project) {
+			errs = append(errs, fmt.Errorf("launchdarkly::events::sdk_keys[%d]::project %q is not a valid project key", i, k.Project))
+		}
+	}
+	return errs
+}
+
+func (c EmbraceConfig) validate() []error {
+	var errs []error
+	for i, t := range c.Tokens {
+		if t.Token == "" {
+			errs = append(errs, fmt.Errorf("embrace::tokens[%d]::token must not be empty", i))
+		}
+	}
+	names := map[string]bool{}
+	for i, m := range c.BaseMetrics {
+		if m.Name == "" {
+			errs = append(errs, fmt.Errorf("embrace::base_metrics[%d]::name must not be empty", i))
+		}
+		if names[m.Name] {
+			errs = append(errs, fmt.Errorf("embrace::base_metrics[%d]: %q is declared twice", i, m.Name))
+		}
+		names[m.Name] = true
+		for j, a := range m.Attributes {
+			if a == "" {
+				errs = append(errs, fmt.Errorf("embrace::base_metrics[%d]::attributes[%d] must not be empty", i, j))
+			}
+		}
+	}
+	return errs
 }

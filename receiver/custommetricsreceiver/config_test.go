@@ -42,6 +42,28 @@ func TestLoadConfig(t *testing.T) {
 		{Username: "admin", Password: "${env:BIGFIX_PASSWORD}", Role: RoleMasterOperator},
 		{Username: "ops", Password: "ops-password", Role: RoleOperator, Tenant: "ops"},
 	}
+	full.LaunchDarkly.PathPrefix = "/ld"
+	full.LaunchDarkly.AccessTokens = []LaunchDarklyAccessToken{
+		{Token: "${env:LD_ACCESS_TOKEN}", Access: Access{Tenant: "org-a"}, Projects: []string{"web", "mobile"}},
+		{Token: "api-reader", Access: Access{ReadOnly: true}},
+	}
+	full.LaunchDarkly.RateLimitPerMinute = 300
+	full.LaunchDarkly.Events.Path = "/ld/events"
+	full.LaunchDarkly.Events.SDKKeys = []LaunchDarklySDKKey{{Key: "${env:LD_SDK_KEY}", Tenant: "org-a", Project: "web"}}
+	full.Embrace.PathPrefix = "/embrace"
+	full.Embrace.Tokens = []EmbraceToken{
+		{Token: "${env:EMBRACE_TOKEN}", Access: Access{Tenant: "org-a"}, AppIDs: []string{"appID1", "appID2"}},
+		{Token: "embrace-reader", Access: Access{ReadOnly: true}},
+	}
+	full.Embrace.BaseMetrics = []EmbraceBaseMetric{
+		{Name: "sessions_total", Attributes: []string{"app_version", "os_version"}},
+		{Name: "crashes_total", Attributes: []string{"app_version", "device"}},
+	}
+
+	off := createDefaultConfig().(*Config)
+	off.LaunchDarkly.Enabled = false
+	off.LaunchDarkly.Events.Enabled = false
+	off.Embrace.Enabled = false
 
 	tests := []struct {
 		id       component.ID
@@ -50,6 +72,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewID(metadata.Type), expected: createDefaultConfig()},
 		{id: component.NewIDWithName(metadata.Type, "custom"), expected: custom},
 		{id: component.NewIDWithName(metadata.Type, "full"), expected: full},
+		{id: component.NewIDWithName(metadata.Type, "ld_off"), expected: off},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
@@ -73,11 +96,28 @@ func TestLoadConfigInvalid(t *testing.T) {
 	err = confmap.Validate(cfg)
 	assert.ErrorContains(t, err, "sleuth::impact_sources[1]: id 1 is declared twice")
 	assert.ErrorContains(t, err, `bigfix::users[0]::role must be "master_operator" or "operator"`)
+	for _, msg := range []string{
+		"launchdarkly::access_tokens[0]::token must not be empty",
+		`launchdarkly::access_tokens[0]::projects: "bad project" is not a valid project key`,
+		"launchdarkly::rate_limit_per_minute must not be negative",
+		`launchdarkly::events::path "events/" must start with '/' and not end with '/'`,
+		"launchdarkly::events::sdk_keys[1]: the key is listed twice",
+		`launchdarkly::events::sdk_keys[1]::project "" is not a valid project key`,
+		"embrace::tokens[0]::token must not be empty",
+		"embrace::base_metrics[0]::attributes[0] must not be empty",
+		`embrace::base_metrics[1]: "m" is declared twice`,
+	} {
+		assert.ErrorContains(t, err, msg)
+	}
 }
 
 func TestDefaultConfigListensOnLoopbackOnly(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	assert.Equal(t, "127.0.0.1:8181", cfg.ServerConfig.NetAddr.Endpoint)
+	assert.True(t, cfg.LaunchDarkly.Enabled)
+	assert.Equal(t, "/launchdarkly/events", cfg.LaunchDarkly.Events.Path)
+	assert.True(t, cfg.Embrace.Enabled)
+	assert.Equal(t, []EmbraceBaseMetric{{Name: "sessions_total", Attributes: []string{"app_version", "os_version"}}}, cfg.Embrace.BaseMetrics, "the Embrace document's table")
 }
 
 func TestValidate(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/custommetrics/bundle/internal/wire/embrace"
 	"github.com/custommetrics/bundle/receiver/custommetricsreceiver/internal/metadata"
 )
 
@@ -19,7 +20,18 @@ const (
 	defaultMaxRequestBodySize = 1 << 20
 	// Sleuth documents one registration per impact source every 120 seconds.
 	defaultSleuthMinInterval = 120 * time.Second
+	// The SDKs' events base URI points here; they post to .../bulk and .../diagnostic.
+	defaultLaunchDarklyEventsPath = "/launchdarkly/events"
 )
+
+// defaultEmbraceBaseMetrics is the Embrace document's table of supported metrics.
+func defaultEmbraceBaseMetrics() []EmbraceBaseMetric {
+	out := make([]EmbraceBaseMetric, 0, len(embrace.DocumentedBaseMetrics))
+	for _, m := range embrace.DocumentedBaseMetrics {
+		out = append(out, EmbraceBaseMetric{Name: m.Name, Attributes: append([]string(nil), m.Attributes...)})
+	}
+	return out
+}
 
 // NewFactory creates a factory for the custommetrics receiver.
 func NewFactory() receiver.Factory {
@@ -43,6 +55,11 @@ func createDefaultConfig() component.Config {
 		ThreatConnect: ThreatConnectConfig{APIConfig: APIConfig{Enabled: true, PathPrefix: "/api"}},
 		Sleuth:        SleuthConfig{APIConfig: APIConfig{Enabled: true}, MinInterval: defaultSleuthMinInterval},
 		BigFix:        BigFixConfig{APIConfig: APIConfig{Enabled: true}},
+		LaunchDarkly: LaunchDarklyConfig{
+			APIConfig: APIConfig{Enabled: true},
+			Events:    LaunchDarklyEventsConfig{Enabled: true, Path: defaultLaunchDarklyEventsPath},
+		},
+		Embrace: EmbraceConfig{APIConfig: APIConfig{Enabled: true}, BaseMetrics: defaultEmbraceBaseMetrics()},
 	}
 }
 

@@ -25,6 +25,8 @@ const (
 	apiThreatConnect = "threatconnect"
 	apiSleuth        = "sleuth"
 	apiBigFix        = "bigfix"
+	apiLaunchDarkly  = "launchdarkly"
+	apiEmbrace       = "embrace"
 )
 
 // customMetricsReceiver serves the vendor APIs on one HTTP server.
@@ -39,6 +41,8 @@ type customMetricsReceiver struct {
 	tc       *threatConnectAPI
 	sleuth   *sleuthAPI
 	bigfix   *bigFixAPI
+	ld       *launchDarklyAPI
+	embrace  *embraceAPI
 	stats    *apiStats
 
 	server   *http.Server
@@ -47,7 +51,7 @@ type customMetricsReceiver struct {
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*customMetricsReceiver, error) {
 	r := &customMetricsReceiver{cfg: cfg, settings: set, next: next, obs: map[string]*receiverhelper.ObsReport{}, stats: newAPIStats()}
-	for _, api := range []string{apiThreatConnect, apiSleuth, apiBigFix} {
+	for _, api := range []string{apiThreatConnect, apiSleuth, apiBigFix, apiLaunchDarkly} {
 		// The transport attribute tells the APIs apart in the receiver's own
 		// accepted/refused counters (otelcol_receiver_accepted_metric_points...).
 		obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
@@ -84,9 +88,20 @@ func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) 
 		r.bigfix = newBigFixAPI(r)
 		r.bigfix.register(mux)
 	}
+	if r.cfg.LaunchDarkly.Enabled {
+		r.warnIfOpen(apiLaunchDarkly, len(r.cfg.LaunchDarkly.AccessTokens))
+		r.ld = newLaunchDarklyAPI(r)
+		r.ld.register(mux)
+	}
+	var handler http.Handler = mux
+	if r.cfg.Embrace.Enabled {
+		r.warnIfOpen(apiEmbrace, len(r.cfg.Embrace.Tokens))
+		r.embrace = newEmbraceAPI(r)
+		handler = r.embrace.wrap(mux)
+	}
 
 	var err error
-	if r.server, err = r.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, mux); err != nil {
+	if r.server, err = r.cfg.ServerConfig.ToServer(ctx, host.GetExtensions(), r.settings.TelemetrySettings, handler); err != nil {
 		return err
 	}
 	var ln net.Listener

@@ -83,7 +83,7 @@ func sumPoints(m metricdata.Metrics) []intPoint {
 	for _, dp := range sum.DataPoints {
 		attrs := map[string]string{}
 		for _, kv := range dp.Attributes.ToSlice() {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		out = append(out, intPoint{attrs: attrs, value: dp.Value})
 	}

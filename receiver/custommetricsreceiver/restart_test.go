@@ -78,12 +78,32 @@ func TestDefinitionsAndReturnValuesSurviveRestart(t *testing.T) {
 	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/custom", `{"bla":"3"}`, master...).status)
 	before := ts.do(http.MethodGet, "/api/v2/customMetrics", "")
 	require.Equal(t, http.StatusOK, before.status)
+	// LaunchDarkly and Embrace definitions, one of them patched.
+	resp = ts.do(http.MethodPost, "/api/v2/metrics/shop", ldNumericBody)
+	require.Equal(t, http.StatusCreated, resp.status, string(resp.body))
+	resp = ts.do(http.MethodPatch, "/api/v2/metrics/shop/revenue", `[{"op":"replace","path":"/name","value":"Income"}]`)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	resp = ts.do(http.MethodPost, embraceBase, embraceDocCreateBody)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	ldBefore := ts.do(http.MethodGet, "/api/v2/metrics/shop", "")
+	embraceBefore := ts.do(http.MethodGet, embraceBase, "")
 	col.Shutdown(t)
 
 	collectortest.Start(t, restartFactories, restartConfig)
 	after := ts.do(http.MethodGet, "/api/v2/customMetrics", "")
 	require.Equal(t, http.StatusOK, after.status)
 	assert.JSONEq(t, string(before.body), string(after.body), "definitions, with their ids, survive the restart")
+
+	ldAfter := ts.do(http.MethodGet, "/api/v2/metrics/shop", "")
+	require.Equal(t, http.StatusOK, ldAfter.status)
+	assert.JSONEq(t, string(ldBefore.body), string(ldAfter.body), "LaunchDarkly metrics, with ids and versions, survive the restart")
+	embraceAfter := ts.do(http.MethodGet, embraceBase, "")
+	require.Equal(t, http.StatusOK, embraceAfter.status)
+	assert.JSONEq(t, string(embraceBefore.body), string(embraceAfter.body), "Embrace definitions, with their ids and filters, survive the restart")
+	resp = ts.do(http.MethodPatch, "/api/v2/metrics/shop/revenue", `[{"op":"test","path":"/_version","value":2},{"op":"replace","path":"/name","value":"Turnover"}]`)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	assert.Equal(t, 3.0, resp.json(t)["_version"], "versions continue")
+	assert.Equal(t, http.StatusConflict, ts.do(http.MethodPost, embraceBase, embraceDocCreateBody).status)
 
 	// The running aggregates continue where they were.
 	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"3","date":"2018-01-19T20:00:00Z"}`)

@@ -1,0 +1,162 @@
+package custommetricsreceiver // import "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
+
+import (
+	"net/http"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/custommetrics/bundle/internal/otelmap"
+	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
+)
+
+// AttrLaunchDarklyProject is the resource attribute naming the LaunchDarkly
+// project whose metric a value belongs to (metric keys are unique per project only).
+const AttrLaunchDarklyProject = "launchdarkly.project_key"
+
+// sdkKey authenticates an SDK by "Authorization: <sdk key>".
+func (a *launchDarklyAPI) sdkKey(r *http.Request) (LaunchDarklySDKKey, bool) {
+	got := r.Header.Get("Authorization")
+	var found LaunchDarklySDKKey
+	ok := false
+	for _, k := range a.cfg.Events.SDKKeys {
+		if equalSecret(got, string(k.Key)) && !ok {
+			found, ok = k, true
+		}
+	}
+	return found, ok && got != ""
+}
+
+// diagnostic answers the SDKs' diagnostic events; they carry no metric values.
+func (a *launchDarklyAPI) diagnostic(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.sdkKey(r); !ok {
+		writeLDError(w, http.StatusUnauthorized, ld.MsgUnauthorized)
+		return
+	}
+	if _, ok := readBody(w, r, writeLDError); !ok {
+		return
+	}
+	a.diagnostics.Add(1)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// bulk turns the custom, pageview and click events of an SDK's payload into
+// values of the project's metrics, and answers 202 once the pipeline has them.
+func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
+	key, ok := a.sdkKey(r)
+	if !ok {
+		writeLDError(w, http.StatusUnauthorized, ld.MsgUnauthorized)
+		return
+	}
+	body, ok := readBody(w, r, writeLDError)
+	if !ok {
+		return
+	}
+	events, err := ld.ParseEvents(body)
+	if err != nil {
+		writeLDError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(events) == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	c, err := a.metrics(r.Context(), key.Tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	var metrics []ld.Metric
+	for _, m := range c.List() {
+		if m.Project == key.Project {
+			metrics = append(metrics, m)
+		}
+	}
+	arrival := pcommon.NewTimestampFromTime(a.now())
+	values := make([][]otelmap.Value, len(metrics))
+	for _, e := range events {
+		ts := arrival
+		if e.CreationDate > 0 {
+			ts = pcommon.Timestamp(int64(e.CreationDate) * 1e6)
+		}
+		for i, m := range metrics {
+			if v, ok := eventValue(m, e); ok {
+				values[i] = append(values[i], otelmap.Value{Value: v, Time: ts})
+			}
+		}
+	}
+	batch := otelmap.NewBatch(apiLaunchDarkly, key.Tenant, a.r.settings.BuildInfo.Version)
+	for i, m := range metrics {
+		if len(values[i]) > 0 {
+			unit := ""
+			if m.Numeric() && m.Unit != nil {
+				unit = *m.Unit
+			}
+			batch.Add(m.Key, unit, ldDefinition(m), values[i]...)
+		}
+	}
+	md, n := batch.Metrics()
+	if n == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	md.ResourceMetrics().At(0).Resource().Attributes().PutStr(AttrLaunchDarklyProject, key.Project)
+	if err := a.r.consume(r.Context(), apiLaunchDarkly, md, n); err != nil {
+		status, msg := refusal(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", retryAfterSeconds)
+		}
+		writeLDError(w, status, msg)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// eventValue is the value event e gives metric m, if any: a custom event whose
+// key is the metric's eventKey gives its metricValue (numeric metrics) or 1
+// (conversions); a pageview or click gives 1 to an active metric of its kind
+// that it names by key (as the JavaScript SDK sends them) or, without a key,
+// whose URL matchers match its url (clicks: and whose selector it names, if any).
+func eventValue(m ld.Metric, e ld.Event) (float64, bool) {
+	switch e.Kind {
+	case ld.EventCustom:
+		if m.Kind != ld.KindCustom || m.EventKey == nil || *m.EventKey != e.Key {
+			return 0, false
+		}
+		if m.Numeric() {
+			if e.MetricValue == nil {
+				return 0, false
+			}
+			return *e.MetricValue, true
+		}
+		return 1, true
+	case ld.EventPageview, ld.EventClick:
+		if m.Kind != e.Kind || !m.Active() {
+			return 0, false
+		}
+		if e.Key != "" {
+			return 1, e.Key == m.Key
+		}
+		if !m.MatchesURL(e.URL) {
+			return 0, false
+		}
+		if e.Kind == ld.EventClick && e.Selector != "" && m.Selector != nil && *m.Selector != e.Selector {
+			return 0, false
+		}
+		return 1, true
+	}
+	return 0, false
+}
+
+// ldDefinition maps a metric to how its values are aggregated: numeric
+// metrics average (or sum, per unitAggregationType) their values; conversions,
+// page views and clicks count, as delta sums of 1.
+func ldDefinition(m ld.Metric) otelmap.Definition {
+	if m.Numeric() {
+		agg := ld.AggregationAverage
+		if m.UnitAggregationType != nil {
+			agg = *m.UnitAggregationType
+		}
+		return otelmap.Definition{Aggregation: agg}
+	}
+	return otelmap.Definition{Aggregation: "sum", DeltaSum: true}
+}

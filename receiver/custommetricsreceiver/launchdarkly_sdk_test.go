@@ -1,0 +1,234 @@
+package custommetricsreceiver
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/launchdarkly/go-sdk-common/v3/ldcontext"
+	"github.com/launchdarkly/go-sdk-common/v3/ldlog"
+	"github.com/launchdarkly/go-sdk-common/v3/ldvalue"
+	ld "github.com/launchdarkly/go-server-sdk/v7"
+	"github.com/launchdarkly/go-server-sdk/v7/interfaces"
+	"github.com/launchdarkly/go-server-sdk/v7/ldcomponents"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/custommetrics/bundle/internal/otelmap"
+)
+
+const ldSDKKey = "sdk-11111111-2222-3333-4444-555555555555"
+
+func ldEventsConfig(c *Config) {
+	c.LaunchDarkly.Events.SDKKeys = []LaunchDarklySDKKey{
+		{Key: ldSDKKey, Project: "shop"},
+		{Key: "sdk-other", Project: "other"},
+	}
+}
+
+// ldSDK starts LaunchDarkly's Go server SDK with its events sent to the receiver.
+func ldSDK(t *testing.T, ts *testServer, diagnosticOptOut bool) *ld.LDClient {
+	t.Helper()
+	cfg := ld.Config{
+		DataSource:       ldcomponents.ExternalUpdatesOnly(),
+		ServiceEndpoints: interfaces.ServiceEndpoints{Streaming: ts.base, Polling: ts.base, Events: ts.base + "/launchdarkly/events"},
+		Events:           ldcomponents.SendEvents().FlushInterval(time.Hour),
+		DiagnosticOptOut: diagnosticOptOut,
+		Logging:          ldcomponents.Logging().MinLevel(ldlog.Warn),
+	}
+	client, err := ld.MakeCustomClient(ldSDKKey, cfg, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+func ldCreateEventMetrics(t *testing.T, ts *testServer) {
+	t.Helper()
+	ldCreate(t, ts, "shop", ldConversionBody)
+	ldCreate(t, ts, "shop", ldNumericBody)
+	ldCreate(t, ts, "shop", `{"key":"any-purchase","kind":"custom","eventKey":"purchase"}`) // a conversion on the same event
+	ldCreate(t, ts, "shop", ldClickBody)
+	ldCreate(t, ts, "shop", ldPageviewBody)
+	ldCreate(t, ts, "other", ldConversionBody) // same event key, another project
+}
+
+func pointsByMetric(ts *testServer) map[string][]receivedPoint {
+	out := map[string][]receivedPoint{}
+	for _, p := range ts.points() {
+		out[p.metric.Name()] = append(out[p.metric.Name()], p)
+	}
+	return out
+}
+
+func TestLaunchDarklyGoSDKTrack(t *testing.T) {
+	// The SDK key and the access token belong to tenant org-a.
+	ts := startReceiver(t, func(c *Config) {
+		ldEventsConfig(c)
+		c.LaunchDarkly.Events.SDKKeys[0].Tenant = "org-a"
+		c.LaunchDarkly.AccessTokens = []LaunchDarklyAccessToken{{Token: "api-a", Access: Access{Tenant: "org-a"}}}
+	}, nil)
+	auth := ldAuth("api-a")
+	for _, body := range []string{ldConversionBody, ldNumericBody, `{"key":"any-purchase","kind":"custom","eventKey":"purchase"}`} {
+		ldCreate(t, ts, "shop", body, auth...)
+	}
+	ldCreate(t, ts, "other", ldConversionBody, auth...)
+
+	client := ldSDK(t, ts, false)
+	user := ldcontext.New("user-1")
+	org := ldcontext.NewMulti(ldcontext.New("user-2"), ldcontext.NewWithKind("org", "acme"))
+	before := time.Now()
+	require.NoError(t, client.TrackEvent("signed-up", user))
+	require.NoError(t, client.TrackEvent("signed-up", org))
+	require.NoError(t, client.TrackMetric("purchase", user, 12.5, ldvalue.Null()))
+	require.NoError(t, client.TrackData("purchase", org, ldvalue.String("no value"))) // a conversion only
+	require.NoError(t, client.TrackEvent("not-a-metric", user))
+	_, _ = client.BoolVariation("some-flag", user, false) // summary events are ignored
+	client.Flush()
+	// FlushAndWait's reply is not reliable while a diagnostic post is in flight; wait for the values instead.
+	require.Eventually(t, func() bool { return len(ts.points()) == 5 }, 5*time.Second, 10*time.Millisecond)
+
+	got := pointsByMetric(ts)
+	require.Len(t, got["signup"], 2, "two conversions")
+	for _, p := range got["signup"] {
+		assert.Equal(t, 1.0, p.dp.DoubleValue())
+		assert.Equal(t, pmetric.MetricTypeSum, p.metric.Type())
+		assert.Equal(t, pmetric.AggregationTemporalityDelta, p.metric.Sum().AggregationTemporality())
+		assert.Equal(t, map[string]any{otelmap.AttrAPI: "launchdarkly", otelmap.AttrTenant: "org-a", AttrLaunchDarklyProject: "shop"}, p.resource)
+		assert.WithinRange(t, p.dp.Timestamp().AsTime(), before.Add(-time.Second), time.Now().Add(time.Second), "the event's creationDate")
+	}
+	require.Len(t, got["revenue"], 1, "TrackMetric gives the numeric metric its value; TrackData has no metricValue")
+	rev := got["revenue"][0]
+	assert.Equal(t, 12.5, rev.dp.DoubleValue())
+	assert.Equal(t, "USD", rev.metric.Unit())
+	assert.Equal(t, pmetric.MetricTypeGauge, rev.metric.Type())
+	assert.Equal(t, map[string]any{otelmap.MetaAggregation: "average", otelmap.MetaKeyed: false}, rev.metric.Metadata().AsRaw())
+	assert.Len(t, got["any-purchase"], 2, "a conversion metric counts every purchase event")
+	assert.Len(t, got, 3, "nothing else: no values for the other project or unknown events")
+	assert.Len(t, ts.sink.AllMetrics(), 1, "one payload, one batch")
+
+	// The SDK sent its diagnostic events and they were answered (else it would have stopped sending).
+	assert.Eventually(t, func() bool { return ts.rcv.ld.diagnostics.Load() >= 1 }, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestLaunchDarklyGoSDKBackpressure(t *testing.T) {
+	ts := startReceiver(t, ldEventsConfig, nil)
+	ldCreate(t, ts, "shop", ldConversionBody)
+	// The first payload and the SDK's single retry are refused; nothing is acknowledged.
+	ts.rcv.next = consumertest.NewErr(errors.New("data refused due to high memory usage"))
+	client := ldSDK(t, ts, true)
+	require.NoError(t, client.TrackEvent("signed-up", ldcontext.New("u")))
+	client.Flush()
+	// The payload and the SDK's one retry are both refused.
+	require.Eventually(t, func() bool { return ts.rcv.stats.refused[apiLaunchDarkly].Load() == 2 }, 5*time.Second, 10*time.Millisecond)
+	assert.Empty(t, ts.points())
+	assert.Zero(t, ts.rcv.ld.diagnostics.Load(), "DiagnosticOptOut")
+
+	ts.rcv.next = ts.sink
+	require.NoError(t, client.TrackEvent("signed-up", ldcontext.New("u")))
+	client.Flush()
+	assert.Eventually(t, func() bool { return len(ts.points()) == 1 }, 5*time.Second, 10*time.Millisecond, "the SDK keeps sending after a 503")
+}
+
+func TestLaunchDarklyEventsEndpoint(t *testing.T) {
+	ts := startReceiver(t, ldEventsConfig, nil)
+	ldCreateEventMetrics(t, ts)
+	bulk := "/launchdarkly/events/bulk"
+	key := []string{"Authorization", ldSDKKey, "X-LaunchDarkly-Event-Schema", "4"}
+
+	// contextKeys (older SDKs) and context are both accepted; other kinds are ignored.
+	payload := `[
+	  {"kind":"index","creationDate":1700000000000,"context":{"kind":"user","key":"u1"}},
+	  {"kind":"custom","creationDate":1700000000000,"key":"signed-up","contextKeys":{"user":"u1"}},
+	  {"kind":"custom","creationDate":1700000001000,"key":"purchase","context":{"kind":"user","key":"u1"},"metricValue":3,"data":{"sku":"x"}},
+	  {"kind":"feature","creationDate":1700000000000,"key":"flag","version":3,"variation":1,"value":true,"default":false,"context":{"kind":"user","key":"u1"}},
+	  {"kind":"summary","startDate":1,"endDate":2,"features":{"flag":{"default":false,"counters":[{"version":3,"value":true,"count":1,"variation":1}],"contextKinds":["user"]}}},
+	  {"kind":"identify","creationDate":1700000000000,"context":{"kind":"user","key":"u1"}},
+	  {"kind":"pageview","creationDate":1700000002000,"url":"https://shop.example/checkout?step=2#top","context":{"kind":"user","key":"u1"}},
+	  {"kind":"pageview","creationDate":1700000002000,"url":"https://shop.example/thanks/42","contextKeys":{"user":"u1"}},
+	  {"kind":"pageview","creationDate":1700000002000,"url":"https://shop.example/elsewhere","contextKeys":{"user":"u1"}},
+	  {"kind":"click","creationDate":1700000003000,"url":"https://shop.example/cart","selector":"#buy","contextKeys":{"user":"u1"}},
+	  {"kind":"click","creationDate":1700000003000,"url":"https://shop.example/cart","selector":"#other","contextKeys":{"user":"u1"}},
+	  {"kind":"click","creationDate":1700000003000,"key":"buy-click","url":"https://x.example/","contextKeys":{"user":"u1"}}
+	]`
+	resp := ts.do(http.MethodPost, bulk, payload, key...)
+	require.Equal(t, http.StatusAccepted, resp.status, string(resp.body))
+	got := pointsByMetric(ts)
+	require.Len(t, got["signup"], 1)
+	assert.Equal(t, time.UnixMilli(1700000000000).UTC(), got["signup"][0].dp.Timestamp().AsTime().UTC())
+	require.Len(t, got["revenue"], 1)
+	assert.Equal(t, 3.0, got["revenue"][0].dp.DoubleValue())
+	assert.Len(t, got["any-purchase"], 1)
+	assert.Len(t, got["checkout-view"], 2, "canonical URL (query and fragment ignored) and regex matchers")
+	assert.Len(t, got["buy-click"], 2, "a matching URL and selector, and a click naming the metric by key")
+
+	// Nothing in a payload is counted when part of it is malformed.
+	n := len(ts.points())
+	for _, bad := range []string{`{"kind":"custom"}`, `[{"kind":"custom","key":"signed-up","metricValue":"x"}]`, `[{"kind":"custom"}]`, `[{"kind":"custom","key":"signed-up"},{"kind":"custom","key":"signed-up","context":"u"}]`} {
+		resp = ts.do(http.MethodPost, bulk, bad, key...)
+		assert.Equal(t, http.StatusBadRequest, resp.status, bad)
+		assert.Equal(t, "invalid_request", resp.json(t)["code"])
+	}
+	assert.Len(t, ts.points(), n)
+
+	// Only configured SDK keys; the other key feeds its own project.
+	for _, k := range []string{"", "sdk-unknown", "api-a"} {
+		assert.Equal(t, http.StatusUnauthorized, ts.do(http.MethodPost, bulk, `[]`, "Authorization", k).status)
+	}
+	require.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, bulk, `[{"kind":"custom","key":"signed-up","creationDate":1}]`, "Authorization", "sdk-other").status)
+	assert.Len(t, ts.points(), n+1)
+	last := ts.points()[n]
+	assert.Equal(t, "other", last.resource[AttrLaunchDarklyProject])
+
+	assert.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, "/launchdarkly/events/diagnostic", `{"kind":"diagnostic-init"}`, key...).status)
+
+	// SDKs with gzip on send Content-Encoding: gzip; the HTTP server decodes it.
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	_, _ = zw.Write([]byte(`[{"kind":"custom","key":"signed-up","creationDate":2}]`))
+	require.NoError(t, zw.Close())
+	req, err := http.NewRequest(http.MethodPost, ts.base+bulk, &zipped)
+	require.NoError(t, err)
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", ldSDKKey)
+	gz, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	gz.Body.Close()
+	require.Equal(t, http.StatusAccepted, gz.StatusCode)
+	assert.Len(t, ts.points(), n+2)
+	assert.Equal(t, http.StatusMethodNotAllowed, ts.do(http.MethodGet, bulk, "", key...).status)
+
+	// Backpressure: 503 with Retry-After, and the values are not acknowledged.
+	ts.rcv.next = consumertest.NewErr(errors.New("memory limit"))
+	resp = ts.do(http.MethodPost, bulk, `[{"kind":"custom","key":"signed-up"}]`, key...)
+	require.Equal(t, http.StatusServiceUnavailable, resp.status)
+	assert.Equal(t, "1", resp.header.Get("Retry-After"))
+	assert.Equal(t, "service_unavailable", resp.json(t)["code"])
+	// A payload with nothing to count needs no pipeline.
+	assert.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, bulk, `[{"kind":"custom","key":"unknown"}]`, key...).status)
+}
+
+func TestLaunchDarklyEventsPathAndSwitch(t *testing.T) {
+	ts := startReceiver(t, func(c *Config) {
+		ldEventsConfig(c)
+		c.LaunchDarkly.Events.Path = "/ld-events"
+	}, nil)
+	assert.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, "/ld-events/bulk", `[]`, "Authorization", ldSDKKey).status)
+	assert.Equal(t, http.StatusNotFound, ts.do(http.MethodPost, "/launchdarkly/events/bulk", `[]`, "Authorization", ldSDKKey).status)
+
+	off := startReceiver(t, func(c *Config) {
+		ldEventsConfig(c)
+		c.LaunchDarkly.Events.Enabled = false
+	}, nil)
+	assert.Equal(t, http.StatusNotFound, off.do(http.MethodPost, "/launchdarkly/events/bulk", `[]`, "Authorization", ldSDKKey).status)
+	assert.Equal(t, http.StatusOK, off.do(http.MethodGet, "/api/v2/metrics/p", "").status)
+
+	none := startReceiver(t, func(c *Config) { c.LaunchDarkly.Enabled = false }, nil)
+	assert.Equal(t, http.StatusNotFound, none.do(http.MethodGet, "/api/v2/metrics/p", "").status)
+	assert.Equal(t, http.StatusNotFound, none.do(http.MethodPost, "/launchdarkly/events/bulk", `[]`).status)
+}
