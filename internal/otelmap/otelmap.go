@@ -15,6 +15,9 @@ const (
 	AttrAPI = "custommetrics.api"
 	// AttrTenant is the tenant that owns the value's definition; absent for the default tenant.
 	AttrTenant = "custommetrics.tenant"
+	// AttrLaunchDarklyProject names the LaunchDarkly project whose metric a
+	// value belongs to (metric keys are unique per project only).
+	AttrLaunchDarklyProject = "launchdarkly.project_key"
 )
 
 // Data point attributes.

@@ -261,7 +261,7 @@ func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument 
 	if c, err := a.documents(ctx, tenant); err == nil {
 		figures["definitions_bigfix"] = strconv.Itoa(c.Len())
 	}
-	for _, api := range []string{apiThreatConnect, apiSleuth, apiBigFix} {
+	for _, api := range valueAPIs {
 		figures["values_accepted_"+api] = strconv.FormatInt(a.r.stats.accepted[api].Load(), 10)
 		figures["values_refused_"+api] = strconv.FormatInt(a.r.stats.refused[api].Load(), 10)
 	}

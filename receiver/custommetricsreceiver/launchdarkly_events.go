@@ -9,10 +9,6 @@ import (
 	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
 )
 
-// AttrLaunchDarklyProject is the resource attribute naming the LaunchDarkly
-// project whose metric a value belongs to (metric keys are unique per project only).
-const AttrLaunchDarklyProject = "launchdarkly.project_key"
-
 // sdkKey authenticates an SDK by "Authorization: <sdk key>".
 func (a *launchDarklyAPI) sdkKey(r *http.Request) (LaunchDarklySDKKey, bool) {
 	got := r.Header.Get("Authorization")
@@ -99,7 +95,7 @@ func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	md.ResourceMetrics().At(0).Resource().Attributes().PutStr(AttrLaunchDarklyProject, key.Project)
+	md.ResourceMetrics().At(0).Resource().Attributes().PutStr(otelmap.AttrLaunchDarklyProject, key.Project)
 	if err := a.r.consume(r.Context(), apiLaunchDarkly, md, n); err != nil {
 		status, msg := refusal(err)
 		if status == http.StatusServiceUnavailable {

@@ -98,7 +98,7 @@ func TestLaunchDarklyGoSDKTrack(t *testing.T) {
 		assert.Equal(t, 1.0, p.dp.DoubleValue())
 		assert.Equal(t, pmetric.MetricTypeSum, p.metric.Type())
 		assert.Equal(t, pmetric.AggregationTemporalityDelta, p.metric.Sum().AggregationTemporality())
-		assert.Equal(t, map[string]any{otelmap.AttrAPI: "launchdarkly", otelmap.AttrTenant: "org-a", AttrLaunchDarklyProject: "shop"}, p.resource)
+		assert.Equal(t, map[string]any{otelmap.AttrAPI: "launchdarkly", otelmap.AttrTenant: "org-a", otelmap.AttrLaunchDarklyProject: "shop"}, p.resource)
 		assert.WithinRange(t, p.dp.Timestamp().AsTime(), before.Add(-time.Second), time.Now().Add(time.Second), "the event's creationDate")
 	}
 	require.Len(t, got["revenue"], 1, "TrackMetric gives the numeric metric its value; TrackData has no metricValue")
@@ -182,7 +182,7 @@ func TestLaunchDarklyEventsEndpoint(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, bulk, `[{"kind":"custom","key":"signed-up","creationDate":1}]`, "Authorization", "sdk-other").status)
 	assert.Len(t, ts.points(), n+1)
 	last := ts.points()[n]
-	assert.Equal(t, "other", last.resource[AttrLaunchDarklyProject])
+	assert.Equal(t, "other", last.resource[otelmap.AttrLaunchDarklyProject])
 
 	assert.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, "/launchdarkly/events/diagnostic", `{"kind":"diagnostic-init"}`, key...).status)
 

@@ -29,6 +29,10 @@ const (
 	apiEmbrace       = "embrace"
 )
 
+// valueAPIs are the APIs that carry values (Embrace carries definitions only):
+// each has its own receiver telemetry and platform counters.
+var valueAPIs = []string{apiThreatConnect, apiSleuth, apiBigFix, apiLaunchDarkly}
+
 // customMetricsReceiver serves the vendor APIs on one HTTP server.
 type customMetricsReceiver struct {
 	cfg      *Config
@@ -51,7 +55,7 @@ type customMetricsReceiver struct {
 
 func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*customMetricsReceiver, error) {
 	r := &customMetricsReceiver{cfg: cfg, settings: set, next: next, obs: map[string]*receiverhelper.ObsReport{}, stats: newAPIStats()}
-	for _, api := range []string{apiThreatConnect, apiSleuth, apiBigFix, apiLaunchDarkly} {
+	for _, api := range valueAPIs {
 		// The transport attribute tells the APIs apart in the receiver's own
 		// accepted/refused counters (otelcol_receiver_accepted_metric_points...).
 		obs, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{

@@ -12,7 +12,7 @@ type apiStats struct {
 
 func newAPIStats() *apiStats {
 	s := &apiStats{accepted: map[string]*atomic.Int64{}, refused: map[string]*atomic.Int64{}}
-	for _, api := range []string{apiThreatConnect, apiSleuth, apiBigFix, apiLaunchDarkly} {
+	for _, api := range valueAPIs {
 		s.accepted[api] = new(atomic.Int64)
 		s.refused[api] = new(atomic.Int64)
 	}
