@@ -5,9 +5,7 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/collector/processor/processorhelper"
 
 	"github.com/custommetrics/bundle/processor/aggregateprocessor/internal/metadata"
 )
@@ -22,12 +20,13 @@ func NewFactory() processor.Factory {
 }
 
 func createDefaultConfig() component.Config {
-	return &Config{}
+	return &Config{
+		AllowedLateness:  defaultAllowedLateness,
+		CheckInterval:    defaultCheckInterval,
+		MaxSeriesWindows: defaultMaxSeriesWindows,
+	}
 }
 
-func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-	// Development stage: metrics pass through unchanged until the processing lands.
-	passThrough := func(_ context.Context, md pmetric.Metrics) (pmetric.Metrics, error) { return md, nil }
-	return processorhelper.NewMetrics(ctx, set, cfg, next, passThrough,
-		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}))
+func createMetrics(_ context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
+	return newProcessor(set, cfg.(*Config), next)
 }

@@ -1,0 +1,411 @@
+package aggregateprocessor // import "github.com/custommetrics/bundle/processor/aggregateprocessor"
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
+)
+
+// Storage layout: one record per series-window under
+//
+//	w/<hex of the first 16 bytes of sha256(desc key | attributes)>/<interval>/<start unix ns>
+//
+// holding recordVersion, interval, start, end, flags (bit 0: the stored
+// figure was emitted as closed, nothing left to emit; bit 1: a closing figure
+// was emitted at some point, so the next emission is a restatement), the aggregation state (internal/aggregation encoding), the desc key,
+// the desc's identity (resource, scope, metric name/unit/description/
+// metadata as an OTLP protobuf) and the canonical attributes. The key is a
+// pure function of the identity, so a late value finds its closed window's
+// record with one Get. Records are written whole (last write wins) by the
+// group committer.
+const (
+	recordPrefix  = "w/"
+	recordVersion = 1
+)
+
+func openStorage(ctx context.Context, host component.Host, id, self component.ID) (storage.Client, error) {
+	ext, ok := host.GetExtensions()[id]
+	if !ok {
+		return nil, fmt.Errorf("storage extension %q not found (is it listed in service::extensions?)", id)
+	}
+	se, ok := ext.(storage.Extension)
+	if !ok {
+		return nil, fmt.Errorf("extension %q is not a storage extension", id)
+	}
+	client, err := se.GetClient(ctx, component.KindProcessor, self, "")
+	if err != nil {
+		return nil, fmt.Errorf("opening storage %q: %w", id, err)
+	}
+	if _, ok := client.(storage.Walker); !ok {
+		_ = client.Close(ctx)
+		return nil, fmt.Errorf("storage extension %q cannot list its entries (storage.Walker), which the aggregate processor needs to find open windows after a restart; file_storage can", id)
+	}
+	return client, nil
+}
+
+func storageKey(w *window) string {
+	h := sha256.New()
+	h.Write([]byte(w.d.key))
+	h.Write(w.attrs())
+	sum := h.Sum(nil)
+	return recordPrefix + hex.EncodeToString(sum[:16]) + "/" + w.iv.String() + "/" + strconv.FormatInt(w.start, 10)
+}
+
+func encodeDescBlob(d *desc) []byte {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	d.res.CopyTo(rm.Resource())
+	sm := rm.ScopeMetrics().AppendEmpty()
+	d.scp.CopyTo(sm.Scope())
+	m := sm.Metrics().AppendEmpty()
+	m.SetName(d.name)
+	m.SetUnit(d.unit)
+	m.SetDescription(d.dsc)
+	d.meta.CopyTo(m.Metadata())
+	m.SetEmptyGauge()
+	b, err := (&pmetric.ProtoMarshaler{}).MarshalMetrics(md)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+const (
+	flagDone  = 1 // the stored figure went out as a closed window's figure
+	flagFinal = 2 // a closing figure went out at some point
+)
+
+func encodeRecord(w *window, st *aggregation.State, flags byte) []byte {
+	b := make([]byte, 0, 20+aggregation.EncodedSize+len(w.d.key)+len(w.d.blob)+len(w.key))
+	b = append(b, recordVersion, byte(w.iv))
+	b = binary.LittleEndian.AppendUint64(b, uint64(w.start))
+	b = binary.LittleEndian.AppendUint64(b, uint64(w.end))
+	b = append(b, flags)
+	b = st.AppendBinary(b)
+	b = appendString(b, w.d.key)
+	b = appendString(b, string(w.d.blob))
+	return append(b, w.attrs()...)
+}
+
+type record struct {
+	iv         calendar.Interval
+	start, end int64
+	done       bool
+	final      bool
+	state      aggregation.State
+	dkey       string
+	blob       []byte
+	attrs      []byte
+}
+
+var errBadRecord = errors.New("aggregate: corrupt window record")
+
+func decodeRecord(b []byte) (record, error) {
+	var r record
+	const head = 2 + 8 + 8 + 1
+	if len(b) < head+aggregation.EncodedSize || b[0] != recordVersion {
+		return r, errBadRecord
+	}
+	r.iv = calendar.Interval(b[1])
+	if !r.iv.Valid() {
+		return r, errBadRecord
+	}
+	r.start = int64(binary.LittleEndian.Uint64(b[2:]))
+	r.end = int64(binary.LittleEndian.Uint64(b[10:]))
+	r.done = b[18]&flagDone != 0
+	r.final = b[18]&flagFinal != 0
+	var err error
+	if r.state, err = aggregation.DecodeState(b[head : head+aggregation.EncodedSize]); err != nil {
+		return r, err
+	}
+	rest := b[head+aggregation.EncodedSize:]
+	if r.dkey, rest, err = decodeString(rest); err != nil {
+		return r, err
+	}
+	var blob string
+	if blob, rest, err = decodeString(rest); err != nil {
+		return r, err
+	}
+	r.blob = []byte(blob)
+	r.attrs = bytes.Clone(rest)
+	return r, nil
+}
+
+// gen is one group commit: everyone who queued windows before the committer
+// took the generation waits on done.
+type gen struct {
+	done chan struct{}
+	err  error
+}
+
+type durable struct {
+	p      *aggProcessor
+	client storage.Client
+
+	mu      sync.Mutex
+	pending []*window
+	cur     *gen
+
+	kickCh chan struct{}
+	stopCh chan struct{}
+	done   chan struct{}
+	spare  []*window
+}
+
+func newDurable(p *aggProcessor, client storage.Client) *durable {
+	return &durable{
+		p: p, client: client, cur: &gen{done: make(chan struct{})},
+		kickCh: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{}),
+	}
+}
+
+func (d *durable) start() { go d.run() }
+
+// enqueue queues w for the next commit. The caller holds w's shard lock and
+// has set w.pending (lock order: shard, then d.mu).
+func (d *durable) enqueue(w *window) {
+	d.mu.Lock()
+	d.pending = append(d.pending, w)
+	d.mu.Unlock()
+}
+
+func (d *durable) kick() {
+	select {
+	case d.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns when every window queued before the call is written. Windows
+// queued by the caller are in the current generation or an earlier one, and
+// generations complete in order.
+func (d *durable) wait(ctx context.Context) error {
+	d.mu.Lock()
+	g := d.cur
+	d.mu.Unlock()
+	d.kick()
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *durable) run() {
+	defer close(d.done)
+	for {
+		select {
+		case <-d.kickCh:
+			d.commit()
+		case <-d.stopCh:
+			for d.commit() {
+			}
+			return
+		}
+	}
+}
+
+// commit writes the pending windows in one storage Batch and releases the
+// generation's waiters. It reports whether it wrote anything successfully.
+func (d *durable) commit() bool {
+	d.mu.Lock()
+	list := d.pending
+	d.pending = d.spare[:0]
+	g := d.cur
+	d.cur = &gen{done: make(chan struct{})}
+	d.mu.Unlock()
+	if len(list) == 0 {
+		close(g.done)
+		d.spare = list
+		return false
+	}
+	ops := make([]*storage.Operation, len(list))
+	vers := make([]uint32, len(list))
+	flags := make([]byte, len(list))
+	for i, w := range list {
+		sh := &d.p.shards[w.shard]
+		sh.mu.Lock()
+		w.pending = false
+		st := w.state
+		vers[i] = w.version
+		if w.final {
+			flags[i] |= flagFinal
+			if w.emitted == w.version {
+				flags[i] |= flagDone
+			}
+		}
+		sh.mu.Unlock()
+		ops[i] = storage.SetOperation(storageKey(w), encodeRecord(w, &st, flags[i]))
+	}
+	err := d.client.Batch(context.Background(), ops...)
+	for i, w := range list {
+		sh := &d.p.shards[w.shard]
+		sh.mu.Lock()
+		if err == nil {
+			w.persisted = vers[i]
+			w.donePersisted = flags[i]&flagDone != 0
+		} else if !w.pending {
+			w.pending = true
+			d.enqueue(w)
+		}
+		sh.mu.Unlock()
+	}
+	ctx := context.Background()
+	if err == nil {
+		d.p.tel.ProcessorAggregateCommits.Add(ctx, 1)
+		d.p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(len(list)))
+	} else {
+		err = fmt.Errorf("writing %d window states to storage: %w", len(list), err)
+		d.p.logger.Error("Group commit failed; the windows stay queued for the next commit", zap.Error(err))
+	}
+	g.err = err
+	close(g.done)
+	clear(list)
+	d.spare = list[:0]
+	return err == nil
+}
+
+func (d *durable) stop(ctx context.Context) error {
+	close(d.stopCh)
+	<-d.done
+	return d.client.Close(ctx)
+}
+
+// loadMissing reads the stored state of the closed windows among miss: a
+// late value restates the complete figure, not just itself.
+func (d *durable) loadMissing(ctx context.Context, miss []missing) error {
+	var ops []*storage.Operation
+	var idx []int
+	for i := range miss {
+		if miss[i].closed {
+			w := window{key: miss[i].key, d: miss[i].d, iv: miss[i].iv, start: miss[i].start}
+			ops = append(ops, storage.GetOperation(storageKey(&w)))
+			idx = append(idx, i)
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := d.client.Batch(ctx, ops...); err != nil {
+		return fmt.Errorf("aggregate processor: loading closed windows from storage to restate them: %w", err)
+	}
+	for j, op := range ops {
+		if op.Value == nil {
+			continue
+		}
+		ms := &miss[idx[j]]
+		r, err := decodeRecord(op.Value)
+		if err != nil {
+			return fmt.Errorf("aggregate processor: stored window %s: %w", op.Key, err)
+		}
+		if r.dkey != ms.d.key || !bytes.Equal(r.attrs, []byte(ms.key[keyHeader:])) || r.start != ms.start || r.iv != ms.iv {
+			return fmt.Errorf("aggregate processor: stored window %s belongs to another series (hash collision)", op.Key)
+		}
+		ms.state, ms.loaded, ms.final = r.state, true, r.final
+	}
+	return nil
+}
+
+// load brings every window whose closing figure was not yet emitted back
+// into memory (open windows, and windows that closed while the collector was
+// down), and deletes records past restatement_retention.
+func (d *durable) load(ctx context.Context) error {
+	p := d.p
+	nowNs := p.now().UnixNano()
+	ret := int64(p.cfg.RestatementRetention)
+	sc := &scratch{}
+	var loaded, deleted, corrupt int
+	var maxSeq uint64
+	err := d.client.(storage.Walker).Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
+		if !strings.HasPrefix(key, recordPrefix) {
+			return nil, nil
+		}
+		r, err := decodeRecord(value)
+		if err != nil {
+			corrupt++
+			p.logger.Error("Ignoring a corrupt stored window", zap.String("key", key), zap.Error(err))
+			return nil, nil
+		}
+		if ret > 0 && r.end <= nowNs-ret {
+			deleted++
+			return []*storage.Operation{storage.DeleteOperation(key)}, nil
+		}
+		if r.done {
+			return nil, nil
+		}
+		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(r.blob)
+		if err != nil || md.ResourceMetrics().Len() != 1 || md.ResourceMetrics().At(0).ScopeMetrics().Len() != 1 ||
+			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().Len() != 1 || len(r.dkey) == 0 {
+			corrupt++
+			p.logger.Error("Ignoring a stored window with a corrupt identity", zap.String("key", key))
+			return nil, nil
+		}
+		rm := md.ResourceMetrics().At(0)
+		sm := rm.ScopeMetrics().At(0)
+		m := sm.Metrics().At(0)
+		fn := aggregation.Func(r.dkey[len(r.dkey)-1])
+		if !fn.Valid() {
+			corrupt++
+			return nil, nil
+		}
+		sc.rs = appendResourceScope(sc.rs[:0], sc, rm, sm)
+		dsc := p.descFor(sc, sc.rs, rm, sm, m, fn)
+		if dsc.key != r.dkey {
+			corrupt++
+			p.logger.Error("Ignoring a stored window whose identity does not match its key", zap.String("key", key))
+			return nil, nil
+		}
+		k := binary.LittleEndian.AppendUint64(nil, dsc.id)
+		k = append(k, byte(r.iv))
+		k = binary.LittleEndian.AppendUint64(k, uint64(r.start))
+		k = append(k, r.attrs...)
+		w := &window{key: string(k), d: dsc, iv: r.iv, start: r.start, end: r.end, state: r.state, version: 1, persisted: 1, final: r.final}
+		w.shard = uint8(mapHash(p, k) & (numShards - 1))
+		sh := &p.shards[w.shard]
+		sh.mu.Lock()
+		if _, dup := sh.m[w.key]; !dup {
+			sh.m[w.key] = w
+			p.inMem.Add(1)
+			loaded++
+		}
+		sh.mu.Unlock()
+		if _, _, seq, ok := r.state.LastPoint(); ok {
+			maxSeq = max(maxSeq, seq)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("aggregate processor: reading window states from storage: %w", err)
+	}
+	for {
+		cur := p.seq.Load()
+		if cur > maxSeq || p.seq.CompareAndSwap(cur, maxSeq+1) {
+			break
+		}
+	}
+	p.logger.Info("Window states restored from storage",
+		zap.Int("windows", loaded), zap.Int("deleted_past_retention", deleted), zap.Int("corrupt", corrupt),
+		zap.Duration("restatement_retention", time.Duration(ret)))
+	if int64(loaded) > int64(p.cfg.MaxSeriesWindows) {
+		p.logger.Warn("More windows were restored than max_series_windows allows; new series-windows are refused until enough close",
+			zap.Int("windows", loaded), zap.Int("max_series_windows", p.cfg.MaxSeriesWindows))
+	}
+	return nil
+}

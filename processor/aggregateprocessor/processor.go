@@ -1,0 +1,654 @@
+package aggregateprocessor // import "github.com/custommetrics/bundle/processor/aggregateprocessor"
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/processor/aggregateprocessor/internal/metadata"
+)
+
+const numShards = 64
+
+// A desc is the identity of an output metric shared by its series: resource,
+// scope, name, unit and aggregation function. Interned; never freed (there
+// are few: one per metric per resource).
+type desc struct {
+	id   uint64
+	key  string // canonical identity, part of every storage key
+	rs   string // the resource-and-scope prefix of key
+	fn   aggregation.Func
+	res  pcommon.Resource
+	scp  pcommon.InstrumentationScope
+	name string
+	unit string
+	dsc  string
+	meta pcommon.Map // input metadata (custommetrics.* keys are overwritten on output)
+	blob []byte      // encoded identity for storage records
+}
+
+// A window is the state of one series in one calendar window.
+// Guarded by its shard's mutex.
+type window struct {
+	key   string // desc id (8) | interval (1) | start (8) | canonical attributes
+	d     *desc
+	start int64
+	end   int64
+	state aggregation.State
+	// version counts the points added (plus 1 when loaded from storage);
+	// emitted and persisted are the versions last emitted / written.
+	version, emitted, persisted uint32
+	pins                        int32 // in-flight ConsumeMetrics calls that resolved this window
+	iv                          calendar.Interval
+	shard                       uint8
+	pending                     bool // queued for the next group commit
+	final                       bool // a closing figure was emitted: later ones are restatements
+	donePersisted               bool // storage says this figure went out closed (a restart does not re-emit it)
+}
+
+func (w *window) attrs() []byte { return []byte(w.key[keyHeader:]) }
+
+const keyHeader = 8 + 1 + 8
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*window
+	_  [40]byte // keep hot mutexes on separate cache lines
+}
+
+// target says how a matched metric is aggregated.
+type target struct {
+	fn   aggregation.Func
+	ivs  []calendar.Interval
+	keep func(string) bool
+}
+
+type compiledRule struct {
+	name string
+	re   *regexp.Regexp
+	t    target
+}
+
+type aggProcessor struct {
+	cfg    *Config
+	set    processor.Settings
+	logger *zap.Logger
+	next   consumer.Metrics
+	cal    *calendar.Calendar
+	now    func() time.Time
+	rules  []compiledRule
+	tel    *metadata.TelemetryBuilder
+
+	seed   maphash.Seed
+	shards [numShards]shard
+	inMem  atomic.Int64  // windows in memory (reserved before insertion)
+	seq    atomic.Uint64 // arrival sequence for first/last ties
+
+	descMu sync.RWMutex
+	descs  map[string]*desc
+	descID uint64
+
+	store *durable // nil: memory only
+	// evictedBefore (memory mode): closed windows ending at or before it may
+	// have been evicted, so their figure is unknown and values are refused.
+	evictedBefore atomic.Int64
+
+	emitMu      sync.Mutex // one emitter at a time: emission order = state order
+	lastRunning int64
+
+	scratch sync.Pool
+
+	stopTicker chan struct{}
+	tickerDone chan struct{}
+
+	refuseLog, invalidLog, matchLog rateLimiter
+}
+
+var metaKeep = func(k string) bool { return k != otelmap.AttrWeight }
+
+func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics) (*aggProcessor, error) {
+	cal, err := calendar.LoadCalendar(cfg.TimeZone)
+	if err != nil {
+		return nil, err
+	}
+	tel, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	p := &aggProcessor{
+		cfg: cfg, set: set, logger: set.Logger, next: next, cal: cal, now: time.Now, tel: tel,
+		seed: maphash.MakeSeed(), descs: map[string]*desc{},
+	}
+	p.evictedBefore.Store(math.MinInt64)
+	p.seq.Store(uint64(time.Now().UnixNano()))
+	for i := range p.shards {
+		p.shards[i].m = map[string]*window{}
+	}
+	for _, r := range cfg.Rules {
+		cr := compiledRule{name: r.Name, t: target{fn: r.Aggregation, ivs: slices.Clone(r.Intervals), keep: metaKeep}}
+		if r.Regexp != "" {
+			cr.re = regexp.MustCompile("^(?:" + r.Regexp + ")$")
+		}
+		if r.Attributes != nil {
+			keys := slices.Clone(r.Attributes)
+			cr.t.keep = func(k string) bool { return k != otelmap.AttrWeight && slices.Contains(keys, k) }
+		}
+		p.rules = append(p.rules, cr)
+	}
+	p.scratch.New = func() any { return &scratch{} }
+	err = tel.RegisterProcessorAggregateSeriesWindowsOpenCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(p.inMem.Load())
+		return nil
+	})
+	return p, err
+}
+
+func (p *aggProcessor) Capabilities() consumer.Capabilities {
+	return consumer.Capabilities{MutatesData: true}
+}
+
+func (p *aggProcessor) Start(ctx context.Context, host component.Host) error {
+	if p.cfg.Storage == nil {
+		p.logger.Warn("No storage configured: window states are kept in memory only and lost on restart; " +
+			"set 'storage' to a storage extension such as file_storage for durable aggregates and restatements of evicted windows.")
+	} else {
+		client, err := openStorage(ctx, host, *p.cfg.Storage, p.set.ID)
+		if err != nil {
+			return err
+		}
+		p.store = newDurable(p, client)
+		if err := p.store.load(ctx); err != nil {
+			_ = client.Close(ctx)
+			p.store = nil
+			return err
+		}
+		p.store.start()
+	}
+	p.stopTicker = make(chan struct{})
+	p.tickerDone = make(chan struct{})
+	go p.runTicker()
+	return nil
+}
+
+func (p *aggProcessor) runTicker() {
+	defer close(p.tickerDone)
+	t := time.NewTicker(p.cfg.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopTicker:
+			return
+		case <-t.C:
+			if err := p.tick(context.Background(), p.now()); err != nil {
+				p.logger.Warn("Emitting aggregates failed; retrying at the next check", zap.Error(err))
+			}
+		}
+	}
+}
+
+func (p *aggProcessor) Shutdown(ctx context.Context) error {
+	if p.stopTicker != nil {
+		close(p.stopTicker)
+		<-p.tickerDone
+		p.stopTicker = nil
+	}
+	var errs []error
+	if p.store != nil {
+		// Emit what closed; open windows are durable and resume after a restart.
+		if err := p.tick(ctx, p.now()); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, p.store.stop(ctx))
+		p.store = nil
+	} else if p.next != nil {
+		// Memory only: emit closed windows and the running figures of open
+		// ones, which would otherwise be lost.
+		if err := p.flushAll(ctx, p.now()); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.tel.Shutdown()
+	return errors.Join(errs...)
+}
+
+// match reports whether m is aggregated and how.
+func (p *aggProcessor) match(m pmetric.Metric) (target, bool) {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge, pmetric.MetricTypeSum:
+	default:
+		return target{}, false
+	}
+	md := m.Metadata()
+	if av, ok := md.Get(otelmap.MetaAggregation); ok {
+		if iv, ok := md.Get(otelmap.MetaInterval); ok {
+			fn, err1 := aggregation.ParseFunc(av.AsString())
+			ivl, err2 := calendar.ParseInterval(iv.AsString())
+			if err1 == nil && err2 == nil {
+				return target{fn: fn, ivs: singleIntervals[ivl], keep: metaKeep}, true
+			}
+			if p.matchLog.allow() {
+				p.logger.Warn("Metric metadata asks for an unknown aggregation or interval; passing it through unaggregated",
+					zap.String("metric", m.Name()), zap.Error(errors.Join(err1, err2)))
+			}
+		}
+	}
+	for i := range p.rules {
+		r := &p.rules[i]
+		if (r.re == nil && r.name == m.Name()) || (r.re != nil && r.re.MatchString(m.Name())) {
+			return r.t, true
+		}
+	}
+	return target{}, false
+}
+
+var singleIntervals = func() (s [int(calendar.Year) + 1][]calendar.Interval) {
+	for _, iv := range calendar.Intervals {
+		s[iv] = []calendar.Interval{iv}
+	}
+	return s
+}()
+
+func numberPoints(m pmetric.Metric) pmetric.NumberDataPointSlice {
+	if m.Type() == pmetric.MetricTypeSum {
+		return m.Sum().DataPoints()
+	}
+	return m.Gauge().DataPoints()
+}
+
+// descFor interns the identity of the output of metric m (under resource and
+// scope encoded in prefix) aggregated with fn.
+func (p *aggProcessor) descFor(sc *scratch, prefix []byte, rm pmetric.ResourceMetrics, sm pmetric.ScopeMetrics, m pmetric.Metric, fn aggregation.Func) *desc {
+	b := append(sc.dkey[:0], prefix...)
+	b = appendString(b, m.Name())
+	b = appendString(b, m.Unit())
+	b = append(b, byte(fn))
+	sc.dkey = b
+	p.descMu.RLock()
+	d := p.descs[string(b)]
+	p.descMu.RUnlock()
+	if d != nil {
+		return d
+	}
+	p.descMu.Lock()
+	defer p.descMu.Unlock()
+	if d = p.descs[string(b)]; d != nil {
+		return d
+	}
+	p.descID++
+	d = &desc{
+		id: p.descID, key: string(b), fn: fn,
+		res: pcommon.NewResource(), scp: pcommon.NewInstrumentationScope(),
+		name: m.Name(), unit: m.Unit(), dsc: m.Description(), meta: pcommon.NewMap(),
+	}
+	rm.Resource().CopyTo(d.res)
+	sm.Scope().CopyTo(d.scp)
+	m.Metadata().CopyTo(d.meta)
+	d.rs = d.key[:len(prefix)]
+	d.blob = encodeDescBlob(d)
+	p.descs[d.key] = d
+	return d
+}
+
+// appendResourceScope appends the canonical identity of a resource and scope.
+func appendResourceScope(b []byte, sc *scratch, rm pmetric.ResourceMetrics, sm pmetric.ScopeMetrics) []byte {
+	b, sc.kvs = appendMap(b, rm.Resource().Attributes(), nil, sc.kvs)
+	b = appendString(b, sm.Scope().Name())
+	b = appendString(b, sm.Scope().Version())
+	b, sc.kvs = appendMap(b, sm.Scope().Attributes(), nil, sc.kvs)
+	return b
+}
+
+type ref struct {
+	w    *window
+	miss int32 // index in scratch.miss when w is nil at resolution
+	pt   int32 // point index (arrival order within the batch)
+	v    float64
+	wt   float64
+	ts   int64
+}
+
+type missing struct {
+	key        string
+	d          *desc
+	iv         calendar.Interval
+	start, end int64
+	shard      uint8
+	refs       int32
+	closed     bool
+	state      aggregation.State
+	loaded     bool
+	final      bool
+	w          *window
+}
+
+type scratch struct {
+	kvs     []kv
+	buf     []byte
+	rs      []byte
+	dkey    []byte
+	refs    []ref
+	miss    []missing
+	missIdx map[string]int32
+	points  int32
+}
+
+func (sc *scratch) reset() {
+	sc.refs = sc.refs[:0]
+	clear(sc.miss)
+	sc.miss = sc.miss[:0]
+	clear(sc.missIdx)
+	sc.points = 0
+}
+
+// Errors that refuse a whole batch.
+var (
+	errLimit = errors.New("aggregate processor: max_series_windows reached, refusing points for new series-windows; retry later")
+)
+
+// ConsumeMetrics aggregates matched points and passes the rest on. A batch is
+// applied entirely or not at all (the limit and retention are checked before
+// any state changes), and it returns only once the touched windows are durable.
+func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	sc := p.scratch.Get().(*scratch)
+	defer func() { sc.reset(); p.scratch.Put(sc) }()
+	nowNs := p.now().UnixNano()
+
+	matched, invalid, err := p.resolve(sc, md, nowNs)
+	if invalid > 0 {
+		p.tel.ProcessorAggregatePointsInvalid.Add(ctx, int64(invalid))
+		if p.invalidLog.allow() {
+			p.logger.Warn("Ignoring data points with a NaN or infinite value, or a NaN, infinite or negative custommetrics.weight", zap.Int("points", invalid))
+		}
+	}
+	if err == nil && len(sc.miss) > 0 {
+		err = p.insertMissing(ctx, sc, nowNs)
+	}
+	if err != nil {
+		p.unpin(sc)
+		p.tel.ProcessorAggregatePointsRefused.Add(ctx, int64(sc.points))
+		if p.refuseLog.allow() {
+			p.logger.Warn("Refusing a batch", zap.Int("points", int(sc.points)), zap.Error(err))
+		}
+		return err
+	}
+	if !matched {
+		return p.next.ConsumeMetrics(ctx, md)
+	}
+
+	// Pass the unmatched (and, with keep_raw, the raw) metrics on first: if
+	// that fails nothing was aggregated, so the sender's retry counts once.
+	if !p.cfg.KeepRaw {
+		p.removeMatched(md)
+	}
+	if md.DataPointCount() > 0 {
+		if err := p.next.ConsumeMetrics(ctx, md); err != nil {
+			p.unpin(sc)
+			return err
+		}
+	}
+
+	p.apply(sc)
+	p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(len(sc.refs)))
+	if p.store != nil {
+		if err := p.store.wait(ctx); err != nil {
+			return consumererror.NewPermanent(fmt.Errorf("aggregate processor: the values were added to their windows in memory "+
+				"but writing them to storage failed (they are written with the next successful commit; not retrying avoids counting them twice): %w", err))
+		}
+	}
+	return nil
+}
+
+// resolve walks md, pins the windows of every matched point, and collects
+// the windows that are not in memory. It changes no aggregate.
+func (p *aggProcessor) resolve(sc *scratch, md pmetric.Metrics, nowNs int64) (matched bool, invalid int, err error) {
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		sms := rm.ScopeMetrics()
+		rsDone := false
+		for j := 0; j < sms.Len(); j++ {
+			sm := sms.At(j)
+			ms := sm.Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				t, ok := p.match(m)
+				if !ok {
+					continue
+				}
+				matched = true
+				if !rsDone {
+					sc.rs = appendResourceScope(sc.rs[:0], sc, rm, sm)
+					rsDone = true
+				}
+				d := p.descFor(sc, sc.rs, rm, sm, m, t.fn)
+				dps := numberPoints(m)
+				for l := 0; l < dps.Len(); l++ {
+					dp := dps.At(l)
+					if dp.Flags().NoRecordedValue() {
+						continue
+					}
+					v, wt, ok := pointValue(dp)
+					if !ok {
+						invalid++
+						continue
+					}
+					ts := int64(dp.Timestamp())
+					if ts == 0 {
+						if ts = int64(dp.StartTimestamp()); ts == 0 {
+							ts = nowNs
+						}
+					}
+					b := binary.LittleEndian.AppendUint64(sc.buf[:0], d.id)
+					b = append(b, make([]byte, keyHeader-8)...)
+					b, sc.kvs = appendMap(b, dp.Attributes(), t.keep, sc.kvs)
+					sc.buf = b
+					pt := sc.points
+					sc.points++
+					for _, iv := range t.ivs {
+						start, end := p.cal.WindowNanos(iv, ts)
+						b[8] = byte(iv)
+						binary.LittleEndian.PutUint64(b[9:], uint64(start))
+						if err := p.resolveOne(sc, d, b, iv, start, end, nowNs, ref{pt: pt, v: v, wt: wt, ts: ts}); err != nil {
+							return matched, invalid, err
+						}
+					}
+				}
+			}
+			rsDone = false
+		}
+	}
+	return matched, invalid, nil
+}
+
+// pointValue returns a point's value and weight; ok is false when the
+// aggregation state would reject them.
+func pointValue(dp pmetric.NumberDataPoint) (v, w float64, ok bool) {
+	if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+		v = float64(dp.IntValue())
+	} else {
+		v = dp.DoubleValue()
+	}
+	w = 1
+	if a, has := dp.Attributes().Get(otelmap.AttrWeight); has {
+		switch a.Type() {
+		case pcommon.ValueTypeDouble:
+			w = a.Double()
+		case pcommon.ValueTypeInt:
+			w = float64(a.Int())
+		case pcommon.ValueTypeStr:
+			f, err := strconv.ParseFloat(a.Str(), 64)
+			if err != nil {
+				return 0, 0, false
+			}
+			w = f
+		default:
+			return 0, 0, false
+		}
+	}
+	vw := v * w
+	return v, w, v-v == 0 && w-w == 0 && vw-vw == 0 && w >= 0
+}
+
+func (p *aggProcessor) resolveOne(sc *scratch, d *desc, key []byte, iv calendar.Interval, start, end, nowNs int64, r ref) error {
+	if ret := p.cfg.RestatementRetention; ret > 0 && end <= nowNs-int64(ret) {
+		return consumererror.NewPermanent(fmt.Errorf(
+			"aggregate processor: a value at %s falls in the %s window ending %s, which is older than restatement_retention (%s); "+
+				"its stored figure may be gone, so restating it could publish a wrong figure",
+			time.Unix(0, r.ts).UTC().Format(time.RFC3339), iv, time.Unix(0, end).UTC().Format(time.RFC3339), p.cfg.RestatementRetention))
+	}
+	si := uint8(mapHash(p, key) & (numShards - 1))
+	sh := &p.shards[si]
+	sh.mu.Lock()
+	w := sh.m[string(key)]
+	if w != nil {
+		w.pins++
+	}
+	sh.mu.Unlock()
+	if w != nil {
+		r.w = w
+		sc.refs = append(sc.refs, r)
+		return nil
+	}
+	closed := end+int64(p.cfg.AllowedLateness) <= nowNs
+	if p.store == nil && closed && end <= p.evictedBefore.Load() {
+		return consumererror.NewPermanent(fmt.Errorf(
+			"aggregate processor: a value at %s falls in the closed %s window ending %s, whose figure was evicted from memory "+
+				"(no storage extension is configured); restating it from this value alone would publish a wrong figure",
+			time.Unix(0, r.ts).UTC().Format(time.RFC3339), iv, time.Unix(0, end).UTC().Format(time.RFC3339)))
+	}
+	if sc.missIdx == nil {
+		sc.missIdx = map[string]int32{}
+	}
+	mi, ok := sc.missIdx[string(key)]
+	if !ok {
+		mi = int32(len(sc.miss))
+		k := string(key)
+		sc.missIdx[k] = mi
+		sc.miss = append(sc.miss, missing{key: k, d: d, iv: iv, start: start, end: end, shard: si, closed: closed})
+	}
+	sc.miss[mi].refs++
+	r.miss = mi
+	sc.refs = append(sc.refs, r)
+	return nil
+}
+
+// insertMissing reserves room for the batch's new windows (refusing the
+// batch when there is none), loads closed ones from storage, and inserts
+// them pinned.
+func (p *aggProcessor) insertMissing(ctx context.Context, sc *scratch, _ int64) error {
+	n := int64(len(sc.miss))
+	if p.inMem.Add(n) > int64(p.cfg.MaxSeriesWindows) {
+		p.inMem.Add(-n)
+		return fmt.Errorf("%w (max_series_windows=%d, %d new series-windows in this batch)", errLimit, p.cfg.MaxSeriesWindows, n)
+	}
+	if p.store != nil {
+		if err := p.store.loadMissing(ctx, sc.miss); err != nil {
+			p.inMem.Add(-n)
+			return err
+		}
+	}
+	for i := range sc.miss {
+		ms := &sc.miss[i]
+		sh := &p.shards[ms.shard]
+		sh.mu.Lock()
+		w := sh.m[ms.key]
+		if w != nil {
+			p.inMem.Add(-1)
+		} else {
+			w = &window{key: ms.key, d: ms.d, iv: ms.iv, start: ms.start, end: ms.end, shard: ms.shard}
+			if ms.loaded {
+				w.state = ms.state
+				w.version, w.persisted = 1, 1
+				w.final = ms.final
+			}
+			sh.m[ms.key] = w
+		}
+		w.pins += ms.refs
+		sh.mu.Unlock()
+		ms.w = w
+	}
+	for i := range sc.refs {
+		if sc.refs[i].w == nil {
+			sc.refs[i].w = sc.miss[sc.refs[i].miss].w
+		}
+	}
+	return nil
+}
+
+func (p *aggProcessor) unpin(sc *scratch) {
+	for i := range sc.refs {
+		w := sc.refs[i].w
+		if w == nil {
+			continue
+		}
+		sh := &p.shards[w.shard]
+		sh.mu.Lock()
+		w.pins--
+		sh.mu.Unlock()
+	}
+}
+
+// apply adds the resolved points to their windows and queues the windows
+// for the next group commit.
+func (p *aggProcessor) apply(sc *scratch) {
+	base := p.seq.Add(uint64(sc.points)) - uint64(sc.points)
+	for i := range sc.refs {
+		r := &sc.refs[i]
+		w := r.w
+		sh := &p.shards[w.shard]
+		sh.mu.Lock()
+		w.state.Add(r.v, r.wt, r.ts, base+uint64(r.pt)+1)
+		w.version++
+		if p.store != nil && !w.pending {
+			w.pending = true
+			p.store.enqueue(w)
+		}
+		w.pins--
+		sh.mu.Unlock()
+	}
+}
+
+func (p *aggProcessor) removeMatched(md pmetric.Metrics) {
+	md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
+		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
+			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				_, ok := p.match(m)
+				return ok
+			})
+			return sm.Metrics().Len() == 0
+		})
+		return rm.ScopeMetrics().Len() == 0
+	})
+}
+
+func mapHash(p *aggProcessor, b []byte) uint64 { return maphash.Bytes(p.seed, b) }
+
+// rateLimiter allows one event per 10 seconds.
+type rateLimiter struct{ last atomic.Int64 }
+
+func (r *rateLimiter) allow() bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	return now-last >= int64(10*time.Second) && r.last.CompareAndSwap(last, now)
+}

@@ -1,0 +1,207 @@
+package aggregateprocessor
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/custommetrics/bundle/internal/otelmap"
+)
+
+func sumBatch(name string, ts time.Time, keys ...string) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr(otelmap.AttrAPI, "test")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName(name)
+	m.Metadata().PutStr(otelmap.MetaAggregation, "sum")
+	m.Metadata().PutStr(otelmap.MetaInterval, "hour")
+	dps := m.SetEmptySum().DataPoints()
+	for _, k := range keys {
+		dp := dps.AppendEmpty()
+		dp.SetDoubleValue(1)
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		dp.Attributes().PutStr(otelmap.AttrKey, k)
+	}
+	return md
+}
+
+// TestLimitRefusesWholeBatchRetryably: past max_series_windows a batch with
+// new series-windows is refused with a non-permanent error and changes nothing.
+func TestLimitRefusesWholeBatchRetryably(t *testing.T) {
+	ctx := context.Background()
+	cfg := defaultCfg()
+	cfg.MaxSeriesWindows = 3
+	sink := new(consumertest.MetricsSink)
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	clk := &clock{t: at}
+	p := newTestProcessor(t, cfg, sink, clk, nil)
+	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "b")))
+	// Existing series "a" plus two new ones: one too many, all refused.
+	err := p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "c", "d"))
+	require.ErrorIs(t, err, errLimit)
+	assert.False(t, consumererror.IsPermanent(err), "the receiver must answer 503, not 400")
+	assert.EqualValues(t, 2, p.inMem.Load())
+	// Existing series still take values; one new fits.
+	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "c")))
+	clk.set(at.Add(2 * time.Hour))
+	require.NoError(t, p.tick(ctx, clk.now()))
+	got := map[string]float64{}
+	for _, r := range rows(sink.AllMetrics()...) {
+		got[r.attrs] = r.value
+	}
+	assert.Equal(t, map[string]float64{
+		"custommetrics.api=test;|custommetrics.key=a;|": 2, // not 3: the refused batch left no trace
+		"custommetrics.api=test;|custommetrics.key=b;|": 1,
+		"custommetrics.api=test;|custommetrics.key=c;|": 1,
+	}, got)
+}
+
+// TestRetentionRefusesPermanently: a value for a window older than
+// restatement_retention is refused with a permanent error.
+func TestRetentionRefusesPermanently(t *testing.T) {
+	cfg := defaultCfg()
+	cfg.RestatementRetention = 24 * time.Hour
+	now := time.Date(2024, 1, 10, 0, 0, 0, 0, time.UTC)
+	p := newTestProcessor(t, cfg, new(consumertest.MetricsSink), &clock{t: now}, newMemStorage())
+	err := p.ConsumeMetrics(context.Background(), sumBatch("m", now.Add(-72*time.Hour), "a"))
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err))
+	assert.Contains(t, err.Error(), "restatement_retention")
+	require.NoError(t, p.ConsumeMetrics(context.Background(), sumBatch("m", now.Add(-2*time.Hour), "a")))
+}
+
+// TestAcknowledgedIsDurableWithoutShutdown: once ConsumeMetrics returned nil
+// the value is in storage; a processor started on that storage (after a
+// "kill -9" of the first: no Shutdown) counts it.
+func TestAcknowledgedIsDurableWithoutShutdown(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStorage()
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	clk := &clock{t: at}
+	p1 := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), clk, store)
+	require.NoError(t, p1.ConsumeMetrics(ctx, sumBatch("m", at, "a", "a")))
+	snapshot := newMemStorage()
+	store.mu.Lock()
+	for k, v := range store.data { // what is on disk right now
+		snapshot.data[k] = v
+	}
+	store.mu.Unlock()
+
+	sink := new(consumertest.MetricsSink)
+	p2 := newTestProcessor(t, defaultCfg(), sink, clk, snapshot)
+	require.NoError(t, p2.ConsumeMetrics(ctx, sumBatch("m", at.Add(time.Minute), "a")))
+	clk.set(at.Add(2 * time.Hour))
+	require.NoError(t, p2.tick(ctx, clk.now()))
+	r := rows(sink.AllMetrics()...)
+	require.Len(t, r, 1)
+	assert.Equal(t, 3.0, r[0].value)
+}
+
+// TestGroupCommit: concurrent ConsumeMetrics calls share storage batches.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStorage()
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
+	const callers, calls = 32, 50
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range calls {
+				assert.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, string(rune('a'+c%26)))))
+			}
+		}()
+	}
+	wg.Wait()
+	store.mu.Lock()
+	batches := store.batches
+	store.mu.Unlock()
+	t.Logf("%d ConsumeMetrics calls, %d storage batches", callers*calls, batches)
+	assert.Less(t, batches, callers*calls, "calls share commits")
+	var total float64
+	for i := range p.shards {
+		for _, w := range p.shards[i].m {
+			total += w.state.Value(1)
+		}
+	}
+	assert.Equal(t, float64(callers*calls), total)
+}
+
+// TestStorageFailureIsReported: a failed commit is an error (permanent: the
+// value is counted in memory, a retry would count it twice) and is healed by
+// the next successful commit.
+func TestStorageFailureIsReported(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStorage()
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
+	store.mu.Lock()
+	store.fail = errors.New("disk full")
+	store.mu.Unlock()
+	err := p.ConsumeMetrics(ctx, sumBatch("m", at, "a"))
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err))
+	store.mu.Lock()
+	store.fail = nil
+	store.mu.Unlock()
+	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
+	p2 := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
+	require.EqualValues(t, 1, p2.inMem.Load())
+	for i := range p2.shards {
+		for _, w := range p2.shards[i].m {
+			assert.Equal(t, 2.0, w.state.Value(1))
+		}
+	}
+}
+
+// TestRunningEmissions: running_interval emits open windows as running figures.
+func TestRunningEmissions(t *testing.T) {
+	ctx := context.Background()
+	cfg := defaultCfg()
+	cfg.RunningInterval = time.Minute
+	sink := new(consumertest.MetricsSink)
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	clk := &clock{t: at}
+	p := newTestProcessor(t, cfg, sink, clk, nil)
+	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
+	require.NoError(t, p.tick(ctx, at.Add(time.Minute)))
+	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
+	require.NoError(t, p.tick(ctx, at.Add(90*time.Second))) // not due
+	require.NoError(t, p.tick(ctx, at.Add(2*time.Minute)))
+	var vals []float64
+	for _, r := range rows(sink.AllMetrics()...) {
+		vals = append(vals, r.value)
+		assert.Equal(t, at, r.start.UTC())
+		assert.Equal(t, at.Add(time.Hour), r.end.UTC())
+	}
+	assert.Equal(t, []float64{1, 2}, vals)
+}
+
+// TestInvalidPointsIgnored: NaN values and negative weights are ignored and counted.
+func TestInvalidPointsIgnored(t *testing.T) {
+	ctx := context.Background()
+	sink := new(consumertest.MetricsSink)
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	p := newTestProcessor(t, defaultCfg(), sink, &clock{t: at.Add(3 * time.Hour)}, nil)
+	md := sumBatch("m", at, "a", "a", "a")
+	dps := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Sum().DataPoints()
+	dps.At(1).SetDoubleValue(nanValue())
+	dps.At(2).Attributes().PutDouble(otelmap.AttrWeight, -1)
+	require.NoError(t, p.ConsumeMetrics(ctx, md))
+	require.NoError(t, p.tick(ctx, at.Add(3*time.Hour)))
+	r := rows(sink.AllMetrics()...)
+	require.Len(t, r, 1)
+	assert.Equal(t, 1.0, r[0].value)
+}
