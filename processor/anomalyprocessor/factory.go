@@ -5,7 +5,6 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
@@ -21,13 +20,18 @@ func NewFactory() processor.Factory {
 	)
 }
 
-func createDefaultConfig() component.Config {
-	return &Config{}
+func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
+	p, err := newProcessor(set, cfg.(*Config))
+	if err != nil {
+		return nil, err
+	}
+	return wrap(ctx, set, cfg, next, p)
 }
 
-func createMetrics(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics) (processor.Metrics, error) {
-	// Development stage: metrics pass through unchanged until the processing lands.
-	passThrough := func(_ context.Context, md pmetric.Metrics) (pmetric.Metrics, error) { return md, nil }
-	return processorhelper.NewMetrics(ctx, set, cfg, next, passThrough,
-		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}))
+// wrap runs p as a metrics processor.
+func wrap(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Metrics, p *anomalyProcessor) (processor.Metrics, error) {
+	return processorhelper.NewMetrics(ctx, set, cfg, next, p.processMetrics,
+		processorhelper.WithStart(p.start),
+		processorhelper.WithShutdown(p.shutdown),
+		processorhelper.WithCapabilities(consumer.Capabilities{MutatesData: true}))
 }

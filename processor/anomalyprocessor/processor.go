@@ -1,0 +1,501 @@
+package anomalyprocessor // import "github.com/custommetrics/bundle/processor/anomalyprocessor"
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
+	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/metadata"
+)
+
+// Output names (see README.md).
+const (
+	scoreSuffix = ".anomaly.score"
+	flagSuffix  = ".anomaly.flag"
+
+	attrFlag     = "anomaly.flag"
+	attrScore    = "anomaly.score"
+	attrExpected = "anomaly.expected"
+	attrLower    = "anomaly.lower"
+	attrUpper    = "anomaly.upper"
+)
+
+type anomalyProcessor struct {
+	cfg    *Config
+	id     component.ID
+	logger *zap.Logger
+	tb     *metadata.TelemetryBuilder
+
+	det      detector.Config // what every series is scored with
+	learning detector.Config // det with an endless learning period (learning_duration not reached)
+	learnDur int64           // learning_duration in seconds
+
+	include, exclude matcher
+	selCache         sync.Map // metric name -> bool, when regexps are used
+	selCacheN        atomic.Int64
+
+	shards  [nShards]shard
+	nSeries atomic.Int64
+
+	now func() time.Time // wall clock (tests replace it)
+
+	client storage.Client
+	lazy   bool // the storage cannot be walked: load states on first sight
+
+	stop chan struct{}
+	done chan struct{}
+	// mu serialises snapshots and eviction (the janitor and Shutdown).
+	mu sync.Mutex
+}
+
+type matcher struct {
+	names map[string]struct{}
+	res   []*regexp.Regexp
+}
+
+func newMatcher(mc MatchConfig) matcher {
+	m := matcher{names: make(map[string]struct{}, len(mc.Names))}
+	for _, n := range mc.Names {
+		m.names[n] = struct{}{}
+	}
+	for _, r := range mc.Regexps {
+		m.res = append(m.res, regexp.MustCompile(r)) // checked by Validate
+	}
+	return m
+}
+
+func (m *matcher) empty() bool { return len(m.names) == 0 && len(m.res) == 0 }
+
+func (m *matcher) match(name string) bool {
+	if _, ok := m.names[name]; ok {
+		return true
+	}
+	for _, r := range m.res {
+		if r.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+func newProcessor(set processor.Settings, cfg *Config) (*anomalyProcessor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	det, err := cfg.detectorConfig()
+	if err != nil {
+		return nil, err
+	}
+	tb, err := metadata.NewTelemetryBuilder(set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	p := &anomalyProcessor{
+		cfg:      cfg,
+		id:       set.ID,
+		logger:   set.Logger,
+		tb:       tb,
+		det:      det,
+		learning: det,
+		learnDur: int64(cfg.LearningDuration / time.Second),
+		include:  newMatcher(cfg.Include),
+		exclude:  newMatcher(cfg.Exclude),
+		now:      time.Now,
+	}
+	p.learning.LearningPeriod = math.MaxInt
+	for i := range p.shards {
+		p.shards[i].m = make(map[seriesKey]*series)
+	}
+	return p, nil
+}
+
+// selected reports whether metric name is scored.
+func (p *anomalyProcessor) selected(name string) bool {
+	if len(p.include.res) == 0 && len(p.exclude.res) == 0 {
+		return p.selectedUncached(name)
+	}
+	if v, ok := p.selCache.Load(name); ok {
+		return v.(bool)
+	}
+	sel := p.selectedUncached(name)
+	if p.selCacheN.Add(1) <= 10000 {
+		p.selCache.Store(name, sel)
+	}
+	return sel
+}
+
+func (p *anomalyProcessor) selectedUncached(name string) bool {
+	if strings.HasSuffix(name, scoreSuffix) || strings.HasSuffix(name, flagSuffix) {
+		return false // our own output
+	}
+	if !p.include.empty() && !p.include.match(name) {
+		return false
+	}
+	return !p.exclude.match(name)
+}
+
+func (p *anomalyProcessor) start(ctx context.Context, host component.Host) error {
+	if p.cfg.Storage == nil {
+		p.logger.Warn("no storage configured: detector states are lost on restart and every series learns again (set `storage` to a storage extension)")
+	} else {
+		ext, ok := host.GetExtensions()[*p.cfg.Storage]
+		if !ok {
+			return fmt.Errorf("storage extension %q not found", p.cfg.Storage)
+		}
+		se, ok := ext.(storage.Extension)
+		if !ok {
+			return fmt.Errorf("extension %q is not a storage extension", p.cfg.Storage)
+		}
+		client, err := se.GetClient(ctx, component.KindProcessor, p.id, "")
+		if err != nil {
+			return fmt.Errorf("storage extension %q: %w", p.cfg.Storage, err)
+		}
+		p.client = client
+		if err := p.load(ctx); err != nil {
+			_ = client.Close(ctx)
+			p.client = nil
+			return err
+		}
+	}
+	p.stop = make(chan struct{})
+	p.done = make(chan struct{})
+	go p.janitor()
+	return nil
+}
+
+// load reads every stored series state (when the storage can be walked;
+// otherwise states are read on first sight of their series).
+func (p *anomalyProcessor) load(ctx context.Context) error {
+	w, ok := p.client.(storage.Walker)
+	if !ok {
+		p.lazy = true
+		p.logger.Info("storage cannot be listed: detector states are loaded when their series is first seen, and states of series never seen again are not evicted from storage")
+		return nil
+	}
+	now := p.now().UnixNano()
+	ttl := int64(p.cfg.SeriesTTL)
+	var loaded, dropped int64
+	err := w.Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
+		k, ok := parseStorageKey(key)
+		if !ok {
+			return nil, nil // not ours
+		}
+		var s series
+		if err := s.unmarshalBinary(value); err != nil {
+			p.logger.Warn("dropping unreadable detector state", zap.String("key", key), zap.Error(err))
+			dropped++
+			return []*storage.Operation{storage.DeleteOperation(key)}, nil
+		}
+		if now-s.seen > ttl || loaded >= int64(p.cfg.MaxSeries) {
+			dropped++
+			return []*storage.Operation{storage.DeleteOperation(key)}, nil
+		}
+		sh := &p.shards[k.a%nShards]
+		slot := sh.alloc()
+		*slot = s
+		sh.m[k] = slot
+		loaded++
+		return nil, nil
+	})
+	if err != nil {
+		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
+		return fmt.Errorf("loading detector states from %q: %w", p.cfg.Storage, err)
+	}
+	p.nSeries.Store(loaded)
+	p.tb.ProcessorAnomalySeries.Add(ctx, loaded)
+	if dropped > 0 {
+		p.tb.ProcessorAnomalySeriesEvicted.Add(ctx, dropped)
+	}
+	p.logger.Info("loaded detector states", zap.Int64("series", loaded), zap.Int64("dropped", dropped))
+	return nil
+}
+
+func (p *anomalyProcessor) janitor() {
+	defer close(p.done)
+	t := time.NewTicker(p.cfg.SnapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.maintain(context.Background())
+		}
+	}
+}
+
+// maintain evicts quiet series and writes changed states (one Batch).
+func (p *anomalyProcessor) maintain(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cutoff := p.now().UnixNano() - int64(p.cfg.SeriesTTL)
+	var ops []*storage.Operation
+	var evicted int64
+	var written []seriesKey
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		for k, s := range sh.m {
+			switch {
+			case s.seen < cutoff:
+				sh.release(k, s)
+				evicted++
+				if p.client != nil {
+					ops = append(ops, storage.DeleteOperation(storageKey(k)))
+				}
+			case s.dirty && p.client != nil:
+				s.dirty = false
+				ops = append(ops, storage.SetOperation(storageKey(k), s.appendBinary(make([]byte, 0, seriesHeader+1024))))
+				written = append(written, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if evicted > 0 {
+		p.nSeries.Add(-evicted)
+		p.tb.ProcessorAnomalySeries.Add(ctx, -evicted)
+		p.tb.ProcessorAnomalySeriesEvicted.Add(ctx, evicted)
+	}
+	if len(ops) == 0 {
+		return
+	}
+	if err := p.client.Batch(ctx, ops...); err != nil {
+		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
+		p.logger.Warn("snapshot of detector states failed; will retry", zap.Int("operations", len(ops)), zap.Error(err))
+		for _, k := range written {
+			sh := &p.shards[k.a%nShards]
+			sh.mu.Lock()
+			if s := sh.m[k]; s != nil {
+				s.dirty = true
+			}
+			sh.mu.Unlock()
+		}
+	}
+}
+
+func (p *anomalyProcessor) shutdown(ctx context.Context) error {
+	if p.stop != nil {
+		close(p.stop)
+		<-p.done
+		p.stop = nil
+	}
+	var err error
+	if p.client != nil {
+		p.maintain(ctx)
+		err = p.client.Close(ctx)
+		p.client = nil
+	}
+	p.tb.Shutdown()
+	return err
+}
+
+// batchStats are the telemetry counts of one ConsumeMetrics call.
+type batchStats struct {
+	scored, flagged, unscored, created int64
+}
+
+// score looks the series up (creating it when allowed) and scores dp's value.
+func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, ts int64, v float64, now int64, st *batchStats) (detector.Result, bool) {
+	sh := &p.shards[k.a%nShards]
+	sh.mu.Lock()
+	s := sh.m[k]
+	if s == nil {
+		if s = p.newSeries(ctx, sh, k, st); s == nil {
+			sh.mu.Unlock()
+			st.unscored++
+			return detector.Result{}, false
+		}
+	}
+	s.seen = now
+	if ts <= s.lastTS {
+		// not after the last value: a late or repeated point is not learned twice
+		sh.mu.Unlock()
+		return detector.Result{}, false
+	}
+	sec := ts / 1e9
+	if s.lastTS == 0 {
+		s.firstTS = sec
+	}
+	s.lastTS = ts
+	c := &p.det
+	if p.learnDur > 0 && sec-s.firstTS < p.learnDur {
+		c = &p.learning
+	}
+	res := s.st.Update(c, sec, v)
+	s.dirty = true
+	sh.mu.Unlock()
+	return res, res.Ready
+}
+
+// newSeries creates the state of series k (sh is locked; it may be unlocked
+// and locked again while a state is read from storage). It returns nil when
+// max_series series are tracked.
+func (p *anomalyProcessor) newSeries(ctx context.Context, sh *shard, k seriesKey, st *batchStats) *series {
+	var stored []byte
+	if p.lazy && p.client != nil {
+		sh.mu.Unlock()
+		data, err := p.client.Get(ctx, storageKey(k))
+		if err != nil {
+			p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
+		} else {
+			stored = data
+		}
+		sh.mu.Lock()
+		if s := sh.m[k]; s != nil {
+			return s
+		}
+	}
+	if p.nSeries.Add(1) > int64(p.cfg.MaxSeries) {
+		p.nSeries.Add(-1)
+		return nil
+	}
+	st.created++
+	s := sh.alloc()
+	if stored != nil && s.unmarshalBinary(stored) != nil {
+		*s = series{}
+	}
+	sh.m[k] = s
+	return s
+}
+
+func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
+	now := p.now().UnixNano()
+	var st batchStats
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		rk := hashMap(0, rm.Resource().Attributes(), false)
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			ms := sms.At(j).Metrics()
+			var extra pmetric.MetricSlice
+			for l, n := 0, ms.Len(); l < n; l++ {
+				m := ms.At(l)
+				var pts pmetric.NumberDataPointSlice
+				switch m.Type() {
+				case pmetric.MetricTypeGauge:
+					pts = m.Gauge().DataPoints()
+				case pmetric.MetricTypeSum:
+					pts = m.Sum().DataPoints()
+				default:
+					continue
+				}
+				if pts.Len() == 0 || !p.selected(m.Name()) {
+					continue
+				}
+				p.processPoints(ctx, m, pts, metricKey(rk, m.Name()), now, &extra, &st)
+			}
+			if extra != (pmetric.MetricSlice{}) && extra.Len() > 0 {
+				extra.MoveAndAppendTo(ms)
+			}
+		}
+	}
+	p.record(ctx, &st)
+	return md, nil
+}
+
+func (p *anomalyProcessor) record(ctx context.Context, st *batchStats) {
+	if st.scored > 0 {
+		p.tb.ProcessorAnomalyPointsScored.Add(ctx, st.scored)
+	}
+	if st.flagged > 0 {
+		p.tb.ProcessorAnomalyPointsFlagged.Add(ctx, st.flagged)
+	}
+	if st.unscored > 0 {
+		p.tb.ProcessorAnomalyPointsUnscored.Add(ctx, st.unscored)
+	}
+	if st.created > 0 {
+		p.tb.ProcessorAnomalySeries.Add(ctx, st.created)
+	}
+}
+
+// processPoints scores the points of metric m and appends the output.
+func (p *anomalyProcessor) processPoints(ctx context.Context, m pmetric.Metric, pts pmetric.NumberDataPointSlice, mk seriesKey, now int64, extra *pmetric.MetricSlice, st *batchStats) {
+	var scores, flags pmetric.NumberDataPointSlice
+	created := false
+	for i := 0; i < pts.Len(); i++ {
+		dp := pts.At(i)
+		if dp.Flags().NoRecordedValue() {
+			continue
+		}
+		var v float64
+		switch dp.ValueType() {
+		case pmetric.NumberDataPointValueTypeInt:
+			v = float64(dp.IntValue())
+		case pmetric.NumberDataPointValueTypeDouble:
+			v = dp.DoubleValue()
+		default:
+			continue
+		}
+		ts := int64(dp.Timestamp())
+		if ts <= 0 {
+			ts = now
+		}
+		k := pointKey(mk, hashMap(0, dp.Attributes(), true))
+		res, ok := p.score(ctx, k, ts, v, now, st)
+		if !ok {
+			continue
+		}
+		st.scored++
+		if res.Anomaly {
+			st.flagged++
+		}
+		if p.cfg.Metrics {
+			if !created {
+				created = true
+				if *extra == (pmetric.MetricSlice{}) {
+					*extra = pmetric.NewMetricSlice()
+				}
+				scores = newGauge(extra.AppendEmpty(), m.Name()+scoreSuffix,
+					"Anomaly score in [0,1] of "+m.Name()+" (1: most anomalous), from the anomaly processor.")
+				flags = newGauge(extra.AppendEmpty(), m.Name()+flagSuffix,
+					"1 when the value of "+m.Name()+" is flagged as anomalous by the anomaly processor, else 0.")
+			}
+			if scores.Len() == 0 {
+				scores.EnsureCapacity(pts.Len() - i)
+				flags.EnsureCapacity(pts.Len() - i)
+			}
+			sdp := scores.AppendEmpty()
+			dp.Attributes().CopyTo(sdp.Attributes())
+			sdp.SetStartTimestamp(dp.StartTimestamp())
+			sdp.SetTimestamp(dp.Timestamp())
+			sdp.SetDoubleValue(res.Score)
+			fdp := flags.AppendEmpty()
+			dp.Attributes().CopyTo(fdp.Attributes())
+			fdp.SetStartTimestamp(dp.StartTimestamp())
+			fdp.SetTimestamp(dp.Timestamp())
+			if res.Anomaly {
+				fdp.SetIntValue(1)
+			} else {
+				fdp.SetIntValue(0)
+			}
+		}
+		if p.cfg.Attributes {
+			a := dp.Attributes()
+			a.PutBool(attrFlag, res.Anomaly)
+			a.PutDouble(attrScore, res.Score)
+			a.PutDouble(attrExpected, res.Expected)
+			a.PutDouble(attrLower, res.Lower)
+			a.PutDouble(attrUpper, res.Upper)
+		}
+	}
+}
+
+func newGauge(m pmetric.Metric, name, desc string) pmetric.NumberDataPointSlice {
+	m.SetName(name)
+	m.SetDescription(desc)
+	m.SetUnit("1")
+	return m.SetEmptyGauge().DataPoints()
+}
