@@ -27,7 +27,9 @@ type Config struct {
 
 	// Driver is "sqlite" (default) or "postgres".
 	Driver Driver `mapstructure:"driver"`
-	// DSN is the SQLite file path or the PostgreSQL connection string.
+	// DSN is the SQLite file path (created with its directory when missing;
+	// relative to the working directory) or the PostgreSQL connection string
+	// (URL or key=value form). Use ${env:VAR} for secrets.
 	DSN string `mapstructure:"dsn"`
 
 	// prevent unkeyed literal initialization
@@ -43,6 +45,11 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.DSN == "" {
 		return errors.New("dsn must not be empty")
+	}
+	if cfg.QueueConfig.HasValue() && cfg.QueueConfig.Get().NumConsumers > 1 {
+		return fmt.Errorf("sending_queue::num_consumers must be 1, got %d: every emission of a window restates "+
+			"its figure and the last write wins, so batches must be written in the order they were queued; "+
+			"several consumers could write an older figure over a newer one", cfg.QueueConfig.Get().NumConsumers)
 	}
 	return nil
 }

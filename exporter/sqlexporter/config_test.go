@@ -22,6 +22,11 @@ func TestLoadConfig(t *testing.T) {
 	pg.Driver = DriverPostgres
 	pg.DSN = "postgres://collector:${env:PGPASSWORD}@127.0.0.1:5432/metrics"
 
+	persistent := createDefaultConfig().(*Config)
+	storage := component.MustNewID("file_storage")
+	persistent.QueueConfig.Get().StorageID = &storage
+	persistent.RetryConfig.MaxElapsedTime = 0
+
 	tests := []struct {
 		name     string
 		expected component.Config
@@ -31,6 +36,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "postgres", expected: pg},
 		{name: "bad_driver", err: `driver must be "sqlite" or "postgres", got "mysql"`},
 		{name: "no_dsn", err: "dsn must not be empty"},
+		{name: "two_consumers", err: "sending_queue::num_consumers must be 1, got 2"},
+		{name: "persistent_queue", expected: persistent},
 	}
 	for _, tt := range tests {
 		id := component.NewIDWithName(metadata.Type, tt.name)
@@ -53,4 +60,8 @@ func TestDefaultConfigStoresUnderData(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	assert.Equal(t, DriverSQLite, cfg.Driver)
 	assert.Equal(t, "data/custommetrics.db", cfg.DSN)
+	require.True(t, cfg.QueueConfig.HasValue(), "the sending queue is on by default")
+	assert.Equal(t, 1, cfg.QueueConfig.Get().NumConsumers)
+	assert.True(t, cfg.RetryConfig.Enabled)
+	require.NoError(t, confmap.Validate(cfg))
 }

@@ -6,9 +6,9 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/custommetrics/bundle/exporter/sqlexporter/internal/metadata"
 )
@@ -26,9 +26,13 @@ func NewFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
+	queue := exporterhelper.NewDefaultQueueConfig()
+	// Restatements of a window must reach the database in the order they
+	// were emitted: one consumer drains the queue (see Config.Validate).
+	queue.NumConsumers = 1
 	return &Config{
 		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
-		QueueConfig:   configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
+		QueueConfig:   configoptional.Some(queue),
 		RetryConfig:   configretry.NewDefaultBackOffConfig(),
 		Driver:        DriverSQLite,
 		DSN:           defaultSQLiteDSN,
@@ -37,9 +41,14 @@ func createDefaultConfig() component.Config {
 
 func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
 	c := cfg.(*Config)
-	// Development stage: nothing is stored yet (see README).
-	push := func(context.Context, pmetric.Metrics) error { return nil }
-	return exporterhelper.NewMetrics(ctx, set, cfg, push,
+	e, err := newSQLExporter(c, set)
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewMetrics(ctx, set, cfg, e.push,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithShutdown(e.shutdown),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
 		exporterhelper.WithTimeout(c.TimeoutConfig),
 		exporterhelper.WithRetry(c.RetryConfig),
 		exporterhelper.WithQueue(c.QueueConfig),

@@ -29,6 +29,20 @@ const (
 	AttrWeight = "custommetrics.weight"
 )
 
+// Anomaly processor outputs. Attributes under AnomalyAttrPrefix annotate a
+// point; they are never part of a series' identity.
+const (
+	AnomalyAttrPrefix   = "anomaly."
+	AttrAnomalyFlag     = "anomaly.flag"
+	AttrAnomalyScore    = "anomaly.score"
+	AttrAnomalyExpected = "anomaly.expected"
+	AttrAnomalyLower    = "anomaly.lower"
+	AttrAnomalyUpper    = "anomaly.upper"
+	// AnomalyScoreSuffix and AnomalyFlagSuffix name the gauges emitted per scored metric.
+	AnomalyScoreSuffix = ".anomaly.score"
+	AnomalyFlagSuffix  = ".anomaly.flag"
+)
+
 // Metric metadata keys (pmetric.Metric.Metadata): how the definition asks the
 // values to be aggregated. They travel with the metric, not its points, so
 // backends do not split series by them.

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/custommetrics/bundle/internal/otelmap"
 )
 
 // seriesKey identifies a series: a 128-bit hash of its resource attributes,
@@ -118,7 +120,7 @@ func (h *hash128) value(v pcommon.Value) {
 
 // anomalyAttrPrefix marks the attributes this processor adds; they are not
 // part of a series' identity.
-const anomalyAttrPrefix = "anomaly."
+const anomalyAttrPrefix = otelmap.AnomalyAttrPrefix
 
 // hashMap hashes an attribute map independently of its order (the sum of the
 // mixed hashes of its pairs). With skipOwn, attributes named anomaly.* are

@@ -16,20 +16,21 @@ import (
 	"go.opentelemetry.io/collector/processor"
 	"go.uber.org/zap"
 
+	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/metadata"
 )
 
 // Output names (see README.md).
 const (
-	scoreSuffix = ".anomaly.score"
-	flagSuffix  = ".anomaly.flag"
+	scoreSuffix = otelmap.AnomalyScoreSuffix
+	flagSuffix  = otelmap.AnomalyFlagSuffix
 
-	attrFlag     = "anomaly.flag"
-	attrScore    = "anomaly.score"
-	attrExpected = "anomaly.expected"
-	attrLower    = "anomaly.lower"
-	attrUpper    = "anomaly.upper"
+	attrFlag     = otelmap.AttrAnomalyFlag
+	attrScore    = otelmap.AttrAnomalyScore
+	attrExpected = otelmap.AttrAnomalyExpected
+	attrLower    = otelmap.AttrAnomalyLower
+	attrUpper    = otelmap.AttrAnomalyUpper
 )
 
 type anomalyProcessor struct {

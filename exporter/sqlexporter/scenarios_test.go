@@ -1,0 +1,321 @@
+package sqlexporter
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
+
+	"github.com/custommetrics/bundle/exporter/sqlexporter/internal/metadatatest"
+)
+
+// The scenarios run unchanged on SQLite and on PostgreSQL.
+
+var resA = map[string]any{"service.name": "shop", "custommetrics.api": "threatconnect"}
+
+// scenarioWriteReadBack writes windows, raw points, anomaly scores and
+// metrics the exporter skips, and reads every column back.
+func scenarioWriteReadBack(t *testing.T, s store) {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	e := startExporter(t, s.config(), metadatatest.NewSettings(tt))
+
+	hour := t0.Add(time.Hour)
+	md := metricsOf(resA,
+		dp{metric: "orders", attrs: map[string]any{"region": "eu", "custommetrics.key": "acme"}, start: ns(t0), end: ns(hour),
+			value: 5, aggregation: "sum", interval: "hourly", unit: "{order}"},
+		dp{metric: "orders", attrs: map[string]any{"custommetrics.key": "zeta"}, start: ns(t0), end: ns(hour),
+			value: 7, intValue: true, aggregation: "sum", interval: "hour", unit: "{order}", sum: true},
+		dp{metric: "latency", attrs: map[string]any{"custommetrics.key": "acme"}, start: ns(t0), end: ns(hour),
+			value: 0.25, aggregation: "avg"}, // no interval in the metadata
+		dp{metric: "temperature", attrs: map[string]any{"room": "a"}, end: ns(t0.Add(time.Minute)), value: 21.5, unit: "Cel"},
+		dp{metric: "temperature.anomaly.score", attrs: map[string]any{"room": "a"}, end: ns(t0.Add(time.Minute)), value: 0.93},
+		dp{metric: "requests", end: ns(t0.Add(time.Minute)), value: 3, intValue: true, sum: true},
+	)
+	// Skipped: a histogram, an exponential histogram and a summary (one point each).
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	h := ms.AppendEmpty()
+	h.SetName("sizes")
+	h.SetEmptyHistogram().DataPoints().AppendEmpty().SetCount(3)
+	eh := ms.AppendEmpty()
+	eh.SetName("sizes.exp")
+	eh.SetEmptyExponentialHistogram().DataPoints().AppendEmpty().SetCount(3)
+	sm := ms.AppendEmpty()
+	sm.SetName("sizes.summary")
+	sm.SetEmptySummary().DataPoints().AppendEmpty().SetCount(3)
+
+	require.NoError(t, e.push(context.Background(), md))
+
+	res := `{"custommetrics.api":"threatconnect","service.name":"shop"}`
+	ws := s.windows(t)
+	require.Len(t, ws, 3)
+	for i := range ws {
+		assert.Len(t, ws[i].SeriesID, 32)
+		assert.Equal(t, res, ws[i].ResAttrs)
+		assert.Equal(t, int64(1), ws[i].Revision)
+		assert.Positive(t, ws[i].UpdatedAt)
+		assert.Equal(t, ns(t0), ws[i].Start)
+		assert.Equal(t, ns(hour), ws[i].End)
+	}
+	byKey := map[string]storedWindow{}
+	for _, w := range ws {
+		byKey[w.Metric+" "+w.Attrs] = w
+	}
+	w := byKey[`orders {"custommetrics.key":"acme","region":"eu"}`]
+	assert.Equal(t, 5.0, w.Value)
+	assert.Equal(t, "sum", w.Aggregation.String)
+	assert.Equal(t, "hour", w.Interval.String, "interval spelled canonically")
+	assert.Equal(t, "gauge", w.MetricType)
+	assert.Equal(t, "{order}", w.Unit)
+	w = byKey[`orders {"custommetrics.key":"zeta"}`]
+	assert.Equal(t, 7.0, w.Value)
+	assert.Equal(t, "sum", w.MetricType)
+	w = byKey[`latency {"custommetrics.key":"acme"}`]
+	assert.Equal(t, "average", w.Aggregation.String)
+	assert.False(t, w.Interval.Valid, "no interval given: NULL")
+	assert.Empty(t, w.Unit)
+
+	ps := s.points(t)
+	require.Len(t, ps, 3)
+	assert.Equal(t, "requests", ps[0].Metric)
+	assert.Equal(t, "{}", ps[0].Attrs)
+	assert.Equal(t, 3.0, ps[0].Value)
+	assert.Equal(t, "sum", ps[0].MetricType)
+	assert.Equal(t, "temperature", ps[1].Metric)
+	assert.Equal(t, `{"room":"a"}`, ps[1].Attrs)
+	assert.Equal(t, ns(t0.Add(time.Minute)), ps[1].Time)
+	assert.Equal(t, 21.5, ps[1].Value)
+	assert.Equal(t, "Cel", ps[1].Unit)
+	assert.Equal(t, "temperature.anomaly.score", ps[2].Metric)
+	assert.Equal(t, 0.93, ps[2].Value)
+	assert.Equal(t, res, ps[2].ResAttrs)
+
+	metadatatest.AssertEqualExporterSQLWindowsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualExporterSQLPointsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualExporterSQLDataPointsSkipped(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+
+	// The same series whatever the order of its attributes.
+	md2 := pmetric.NewMetrics()
+	rm := md2.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "shop")
+	rm.Resource().Attributes().PutStr("custommetrics.api", "threatconnect")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("orders")
+	m.SetUnit("{order}")
+	p := m.SetEmptyGauge().DataPoints().AppendEmpty()
+	p.Attributes().PutStr("region", "eu")
+	p.Attributes().PutStr("custommetrics.key", "acme")
+	p.SetStartTimestamp(pcommonTS(t0))
+	p.SetTimestamp(pcommonTS(hour))
+	p.SetDoubleValue(6)
+	require.NoError(t, e.push(context.Background(), md2))
+	ws = s.windows(t)
+	require.Len(t, ws, 3, "attribute order must not create a new row")
+	for _, w := range ws {
+		if w.Metric == "orders" && w.Attrs == `{"custommetrics.key":"acme","region":"eu"}` {
+			assert.Equal(t, 6.0, w.Value)
+			assert.Equal(t, int64(2), w.Revision)
+			assert.Equal(t, "sum", w.Aggregation.String, "kept: the restatement carried no metadata")
+			assert.Equal(t, "hour", w.Interval.String)
+		}
+	}
+}
+
+// scenarioDuplicateBatch writes the same batch twice: the second write
+// changes nothing, not even revision or updated_at.
+func scenarioDuplicateBatch(t *testing.T, s store) {
+	e := s.newExporter(t)
+	md := metricsOf(resA, loadBatch(0, 20)...)
+	require.NoError(t, e.push(context.Background(), md))
+	ws, ps := s.windows(t), s.points(t)
+	require.Len(t, ws, 20)
+	require.Len(t, ps, 20)
+	time.Sleep(2 * time.Millisecond) // a rewrite would show in updated_at
+	require.NoError(t, e.push(context.Background(), md))
+	assert.Equal(t, ws, s.windows(t))
+	assert.Equal(t, ps, s.points(t))
+
+	// A batch that carries the same window or point twice: the last one wins.
+	dup := metricsOf(resA,
+		dp{metric: "dup", start: ns(t0), end: ns(t0.Add(time.Hour)), value: 1},
+		dp{metric: "dup", start: ns(t0), end: ns(t0.Add(time.Hour)), value: 2},
+		dp{metric: "dup.raw", end: ns(t0), value: 1},
+		dp{metric: "dup.raw", end: ns(t0), value: 2},
+	)
+	require.NoError(t, e.push(context.Background(), dup))
+	var v float64
+	var rev int64
+	require.NoError(t, s.db.QueryRow(`SELECT value, revision FROM windows WHERE metric = 'dup'`).Scan(&v, &rev))
+	assert.Equal(t, 2.0, v)
+	assert.Equal(t, int64(1), rev)
+	require.NoError(t, s.db.QueryRow(`SELECT value FROM points WHERE metric = 'dup.raw'`).Scan(&v))
+	assert.Equal(t, 2.0, v)
+}
+
+// scenarioRestatement restates one window several times.
+func scenarioRestatement(t *testing.T, s store) {
+	e := s.newExporter(t)
+	win := func(v float64) pmetric.Metrics {
+		return metricsOf(resA, dp{metric: "orders", attrs: map[string]any{"custommetrics.key": "acme"},
+			start: ns(t0), end: ns(t0.Add(time.Hour)), value: v, aggregation: "max", interval: "hour"})
+	}
+	for _, v := range []float64{1, 4, 9} {
+		require.NoError(t, e.push(context.Background(), win(v)))
+	}
+	ws := s.windows(t)
+	require.Len(t, ws, 1)
+	assert.Equal(t, 9.0, ws[0].Value)
+	assert.Equal(t, int64(3), ws[0].Revision)
+	// A restatement with the same figure (a retry) changes nothing.
+	require.NoError(t, e.push(context.Background(), win(9)))
+	assert.Equal(t, ws, s.windows(t))
+	// A smaller figure is written too: last write wins, not max.
+	require.NoError(t, e.push(context.Background(), win(2)))
+	ws = s.windows(t)
+	assert.Equal(t, 2.0, ws[0].Value)
+	assert.Equal(t, int64(4), ws[0].Revision)
+	// The next window is another row.
+	next := metricsOf(resA, dp{metric: "orders", attrs: map[string]any{"custommetrics.key": "acme"},
+		start: ns(t0.Add(time.Hour)), end: ns(t0.Add(2 * time.Hour)), value: 3, aggregation: "max", interval: "hour"})
+	require.NoError(t, e.push(context.Background(), next))
+	ws = s.windows(t)
+	require.Len(t, ws, 2)
+	assert.Equal(t, ws[0].SeriesID, ws[1].SeriesID)
+	assert.Equal(t, []float64{2, 3}, []float64{ws[0].Value, ws[1].Value})
+}
+
+// loadBatch returns the data points of batch i of a load: 5 series, each
+// with a window restated by 10 consecutive batches (window w = i/10 holds
+// value i) and a raw point at i seconds.
+func loadBatch(i, series int) []dp {
+	out := make([]dp, 0, 2*series)
+	w := int64(i / 10)
+	for s := range series {
+		attrs := map[string]any{"custommetrics.key": fmt.Sprintf("k%03d", s)}
+		out = append(out,
+			dp{metric: "load", attrs: attrs, start: ns(t0) + w*int64(time.Hour), end: ns(t0) + (w+1)*int64(time.Hour),
+				value: float64(i*1000 + s), aggregation: "last", interval: "hour"},
+			dp{metric: "load.raw", attrs: attrs, end: ns(t0) + int64(i)*int64(time.Second), value: float64(i*1000 + s)})
+	}
+	return out
+}
+
+// checkLoad verifies that batches [0, n) of loadBatch landed exactly once,
+// with the figure of the last restatement of every window.
+func checkLoad(t *testing.T, s store, n, series int) {
+	t.Helper()
+	ws := s.windows(t)
+	windows := (n + 9) / 10
+	require.Len(t, ws, windows*series)
+	for _, w := range ws {
+		idx := int((w.Start - ns(t0)) / int64(time.Hour))
+		last := min(idx*10+9, n-1)
+		var k int
+		_, err := fmt.Sscanf(w.Attrs, `{"custommetrics.key":"k%03d"}`, &k)
+		require.NoError(t, err)
+		assert.Equal(t, float64(last*1000+k), w.Value, "window %d of series %d", idx, k)
+		assert.LessOrEqual(t, w.Revision, int64(10))
+	}
+	ps := s.points(t)
+	require.Len(t, ps, n*series)
+	for _, p := range ps {
+		i := int((p.Time - ns(t0)) / int64(time.Second))
+		var k int
+		_, err := fmt.Sscanf(p.Attrs, `{"custommetrics.key":"k%03d"}`, &k)
+		require.NoError(t, err)
+		assert.Equal(t, float64(i*1000+k), p.Value)
+	}
+}
+
+// scenarioConcurrentWriters runs two exporters on one database, each pushing
+// from several goroutines at once: windows of their own, and windows that
+// both write with the same final figure.
+func scenarioConcurrentWriters(t *testing.T, s store) {
+	const (
+		exporters  = 2
+		goroutines = 4
+		batches    = 15
+	)
+	exps := make([]*sqlExporter, exporters)
+	var wg sync.WaitGroup
+	// The exporters also start (and migrate) at the same time.
+	errs := make(chan error, exporters*goroutines)
+	for i := range exps {
+		e, err := newSQLExporter(s.config(), exportertestSettings())
+		require.NoError(t, err)
+		exps[i] = e
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- e.start(context.Background(), componenttest.NewNopHost())
+		}()
+	}
+	wg.Wait()
+	for range exps {
+		require.NoError(t, <-errs)
+	}
+	t.Cleanup(func() {
+		for _, e := range exps {
+			require.NoError(t, e.shutdown(context.Background()))
+		}
+	})
+	shared := func(b int) dp { // the same windows for everyone; the figure grows with b
+		return dp{metric: "shared", attrs: map[string]any{"custommetrics.key": fmt.Sprintf("s%d", b%3)},
+			start: ns(t0), end: ns(t0.Add(time.Hour)), value: float64(b / 3)}
+	}
+	for x, e := range exps {
+		for g := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for b := range batches {
+					dps := []dp{shared(b)}
+					for k := range 10 {
+						dps = append(dps, dp{metric: "own", attrs: map[string]any{"exporter": x, "goroutine": g, "k": k},
+							start: ns(t0) + int64(b)*int64(time.Hour), end: ns(t0) + int64(b+1)*int64(time.Hour), value: float64(b)})
+					}
+					if err := e.push(context.Background(), metricsOf(resA, dps...)); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	ws := s.windows(t)
+	var own, sharedRows int
+	for _, w := range ws {
+		switch w.Metric {
+		case "own":
+			own++
+			assert.Equal(t, float64((w.Start-ns(t0))/int64(time.Hour)), w.Value)
+			assert.Equal(t, int64(1), w.Revision)
+		case "shared":
+			sharedRows++
+			// Every writer ends with the figure of its last batch of that window.
+			assert.Equal(t, float64((batches-1)/3), w.Value, w.Attrs)
+		}
+	}
+	assert.Equal(t, exporters*goroutines*batches*10, own)
+	assert.Equal(t, 3, sharedRows)
+}
+
+func exportertestSettings() exporter.Settings { return exportertest.NewNopSettings(typ) }
+
+func pcommonTS(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }

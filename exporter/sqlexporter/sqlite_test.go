@@ -1,0 +1,210 @@
+package sqlexporter
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/exporter/exportertest"
+	"go.opentelemetry.io/collector/extension/extensiontest"
+)
+
+func TestSQLiteWriteReadBack(t *testing.T)    { scenarioWriteReadBack(t, newSQLiteStore(t)) }
+func TestSQLiteDuplicateBatch(t *testing.T)   { scenarioDuplicateBatch(t, newSQLiteStore(t)) }
+func TestSQLiteRestatement(t *testing.T)      { scenarioRestatement(t, newSQLiteStore(t)) }
+func TestSQLiteConcurrentPushes(t *testing.T) { scenarioConcurrentWriters(t, newSQLiteStore(t)) }
+
+// TestSQLiteDefaultPath starts the default configuration in an empty working
+// directory: the file is data/custommetrics.db, its directory is created,
+// and the database is in WAL mode.
+func TestSQLiteDefaultPath(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	e := startExporter(t, createDefaultConfig().(*Config), exportertest.NewNopSettings(typ))
+	require.NoError(t, e.push(context.Background(), metricsOf(resA, loadBatch(0, 1)...)))
+	_, err := os.Stat(filepath.Join(dir, "data", "custommetrics.db"))
+	require.NoError(t, err)
+	var mode string
+	var timeout int
+	require.NoError(t, e.db.QueryRow("PRAGMA journal_mode").Scan(&mode))
+	require.NoError(t, e.db.QueryRow("PRAGMA busy_timeout").Scan(&timeout))
+	assert.Equal(t, "wal", mode)
+	assert.Equal(t, int(sqliteBusyTimeout.Milliseconds()), timeout)
+}
+
+func TestSQLiteDSN(t *testing.T) {
+	for _, tt := range []struct{ dsn, want, dir string }{
+		{"data/custommetrics.db", "data/custommetrics.db?_pragma=busy_timeout%2810000%29&_pragma=journal_mode%28WAL%29&_txlock=immediate", "data"},
+		{"/var/lib/m.db?_pragma=busy_timeout(50)", "/var/lib/m.db?_pragma=busy_timeout%2850%29&_pragma=journal_mode%28WAL%29&_txlock=immediate", "/var/lib"},
+		{"m.db?_pragma=journal_mode(DELETE)&_txlock=deferred", "m.db?_pragma=journal_mode%28DELETE%29&_pragma=busy_timeout%2810000%29&_txlock=deferred", ""},
+		{"file:x/m.db?cache=shared", "file:x/m.db?_pragma=busy_timeout%2810000%29&_pragma=journal_mode%28WAL%29&_txlock=immediate&cache=shared", "x"},
+		{":memory:", ":memory:?_pragma=busy_timeout%2810000%29&_pragma=journal_mode%28WAL%29&_txlock=immediate", ""},
+	} {
+		got, dir, err := sqliteDSN(tt.dsn)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, got, tt.dsn)
+		assert.Equal(t, tt.dir, dir, tt.dsn)
+	}
+}
+
+// TestSQLiteMigrations: a second start leaves the schema alone; a database
+// migrated by a newer exporter is refused.
+func TestSQLiteMigrations(t *testing.T) {
+	s := newSQLiteStore(t)
+	for range 2 {
+		e, err := newSQLExporter(s.config(), exportertest.NewNopSettings(typ))
+		require.NoError(t, err)
+		require.NoError(t, e.start(context.Background(), nil))
+		require.NoError(t, e.shutdown(context.Background()))
+	}
+	checkSchema(t, s)
+
+	_, err := s.db.Exec(`INSERT INTO schema_migrations (version, name, applied_at_unix_nano) VALUES (999, 'future', 0)`)
+	require.NoError(t, err)
+	e, err := newSQLExporter(s.config(), exportertest.NewNopSettings(typ))
+	require.NoError(t, err)
+	err = e.start(context.Background(), nil)
+	require.ErrorIs(t, err, errSchemaTooNew)
+	assert.ErrorContains(t, err, "version 999")
+	require.NoError(t, e.shutdown(context.Background()))
+}
+
+// checkSchema verifies the tables, indexes and migration bookkeeping.
+func checkSchema(t *testing.T, s store) {
+	t.Helper()
+	rows, err := s.db.Query(`SELECT version, name FROM schema_migrations ORDER BY version`)
+	require.NoError(t, err)
+	var versions []int64
+	for rows.Next() {
+		var v int64
+		var name string
+		require.NoError(t, rows.Scan(&v, &name))
+		versions = append(versions, v)
+	}
+	require.NoError(t, rows.Close())
+	want := make([]int64, 0, len(migrations))
+	for _, m := range migrations {
+		want = append(want, m.version)
+	}
+	assert.Equal(t, want, versions)
+
+	var q string
+	if s.driver == DriverPostgres {
+		q = `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname`
+	} else {
+		q = `SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex_%' ORDER BY name`
+	}
+	rows, err = s.db.Query(q)
+	require.NoError(t, err)
+	var indexes []string
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		indexes = append(indexes, name)
+	}
+	require.NoError(t, rows.Close())
+	if s.driver == DriverPostgres {
+		assert.Equal(t, []string{"points_metric_time", "points_pkey", "schema_migrations_pkey", "windows_metric_start", "windows_pkey"}, indexes)
+	} else {
+		assert.Equal(t, []string{"points_metric_time", "windows_metric_start"}, indexes)
+	}
+}
+
+// TestSQLiteLockedIsRetryable: while another connection holds the write
+// lock, a push fails with a retryable error (exporterhelper retries it and
+// the queue keeps the data); once the lock is released it succeeds.
+func TestSQLiteLockedIsRetryable(t *testing.T) {
+	dir := t.TempDir()
+	s := store{driver: DriverSQLite, dsn: filepath.Join(dir, "m.db") + "?_pragma=busy_timeout(50)"}
+	s.db = openSQLite(t, s.dsn)
+	e := s.newExporter(t)
+
+	ctx := context.Background()
+	conn, err := s.db.Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+	require.NoError(t, err)
+	err = e.push(ctx, metricsOf(resA, loadBatch(0, 3)...))
+	require.Error(t, err)
+	assert.False(t, consumererror.IsPermanent(err), "%v", err)
+	assert.ErrorContains(t, err, "locked")
+	_, err = conn.ExecContext(ctx, "ROLLBACK")
+	require.NoError(t, err)
+	require.NoError(t, e.push(ctx, metricsOf(resA, loadBatch(0, 3)...)))
+	assert.Equal(t, 3, s.count(t, "windows"))
+}
+
+// TestPermanentErrors classifies real database errors.
+func TestSQLitePermanentErrors(t *testing.T) {
+	s := newSQLiteStore(t)
+	_, err := s.db.Exec(`CREATE TABLE u (k INTEGER PRIMARY KEY) STRICT`)
+	require.NoError(t, err)
+	_, err = s.db.Exec(`INSERT INTO u VALUES (1)`)
+	require.NoError(t, err)
+	_, err = s.db.Exec(`INSERT INTO u VALUES (1)`)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(classify(err)), "constraint violation: %v", err)
+	_, err = s.db.Exec(`INSERT INTO u VALUES ('not a number')`)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(classify(err)), "type mismatch: %v", err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = s.db.ExecContext(ctx, `INSERT INTO u VALUES (2)`)
+	require.Error(t, err)
+	assert.False(t, consumererror.IsPermanent(classify(err)), "canceled: %v", err)
+	assert.False(t, consumererror.IsPermanent(classify(sql.ErrConnDone)))
+	assert.False(t, consumererror.IsPermanent(classify(errors.New("i/o timeout"))))
+}
+
+// TestSQLiteThroughFactoryWithPersistentQueue runs the exporter as the
+// Collector does: exporterhelper with a persistent sending queue in
+// file_storage.
+func TestSQLiteThroughFactoryWithPersistentQueue(t *testing.T) {
+	s := newSQLiteStore(t)
+	storageDir := t.TempDir()
+	fsFactory := filestorage.NewFactory()
+	fsCfg := fsFactory.CreateDefaultConfig().(*filestorage.Config)
+	fsCfg.Directory = storageDir
+	storageID := component.MustNewID("file_storage")
+	ext, err := fsFactory.Create(context.Background(), extensiontest.NewNopSettings(fsFactory.Type()), fsCfg)
+	require.NoError(t, err)
+	host := &storageHost{exts: map[component.ID]component.Component{storageID: ext}}
+	require.NoError(t, ext.Start(context.Background(), host))
+	defer func() { require.NoError(t, ext.Shutdown(context.Background())) }()
+
+	cfg := s.config()
+	fastRetries(cfg)
+	q := *cfg.QueueConfig.Get()
+	q.StorageID = &storageID
+	q.BlockOnOverflow = false
+	cfg.QueueConfig = configoptional.Some(q)
+	require.NoError(t, cfg.Validate())
+
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typ), cfg)
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(context.Background(), host))
+	for i := range 30 {
+		require.NoError(t, exp.ConsumeMetrics(context.Background(), metricsOf(resA, loadBatch(i, 5)...)))
+	}
+	require.Eventually(t, func() bool { return s.count(t, "points") == 30*5 }, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, exp.Shutdown(context.Background()))
+	checkLoad(t, s, 30, 5)
+}
+
+type storageHost struct {
+	exts map[component.ID]component.Component
+}
+
+func (h *storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
