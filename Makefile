@@ -11,7 +11,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 
-.PHONY: all run build test test-race fuzz-smoke lint generate check-generated bench clean
+.PHONY: all run build test test-race fuzz-smoke lint generate check-generated bench testbed testbed-short clean
 
 all: lint test
 
@@ -33,9 +33,10 @@ test-race:
 ## fuzz-smoke: run every fuzz target briefly (the seed corpus also runs in `make test`)
 FUZZTIME ?= 10s
 fuzz-smoke:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	@set -e; for f in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz'); do \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
+	    echo "fuzz ./$$(dirname $$f) $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
 	  done; \
 	done
 
@@ -59,6 +60,14 @@ check-generated: generate
 ## bench: run the benchmarks (compare two runs with `$(TOOL) benchstat old.txt new.txt`)
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(PKGS)
+
+## testbed: the full load, loss and fault set (~10-15 min); writes docs/benchmarks.md and plots
+testbed:
+	$(GO) run ./testbed/cmd/testbed -out docs
+
+## testbed-short: the CI set (< 5 min on 2 cores); fails on any loss or crash
+testbed-short:
+	$(GO) run ./testbed/cmd/testbed -short
 
 clean:
 	rm -rf bin
