@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors returned by collection operations; handlers map them to each API's status codes.
@@ -52,6 +53,13 @@ type Registry struct {
 
 	mu          sync.Mutex
 	collections map[string]any // storage key -> *Collection[T]
+
+	// version counts committed changes to any collection (see Version).
+	version atomic.Uint64
+	// tenants is the persisted index of the tenants that have a collection
+	// of each kind (see Tenants); loaded lazily per kind.
+	tenantsMu sync.Mutex
+	tenants   map[Kind]map[string]bool
 }
 
 // NewRegistry returns a Registry persisted through backend.
@@ -85,7 +93,7 @@ func CollectionOf[T any](ctx context.Context, r *Registry, k Kind, tenant string
 		}
 		return typed, nil
 	}
-	c := &Collection[T]{backend: r.backend, key: key}
+	c := &Collection[T]{backend: r.backend, key: key, reg: r, kind: k, tenant: tenant}
 	if err := c.load(ctx); err != nil {
 		return nil, err
 	}
@@ -102,6 +110,9 @@ func storageKey(k Kind, tenant string) string {
 type Collection[T any] struct {
 	backend Backend
 	key     string
+	reg     *Registry
+	kind    Kind
+	tenant  string
 
 	mu    sync.RWMutex
 	doc   document[T]
@@ -256,11 +267,21 @@ func (c *Collection[T]) commit(ctx context.Context, next document[T]) error {
 	if err != nil {
 		return fmt.Errorf("definitions: encoding %s: %w", c.key, err)
 	}
+	if c.reg != nil {
+		// Record the tenant before its first definition, so that a failed
+		// index write changes nothing and Tenants never misses a collection.
+		if err := c.reg.noteTenant(ctx, c.kind, c.tenant); err != nil {
+			return err
+		}
+	}
 	if err := c.backend.Set(ctx, c.key, raw); err != nil {
 		return fmt.Errorf("definitions: persisting %s: %w", c.key, err)
 	}
 	c.doc = next
 	c.reindex()
+	if c.reg != nil {
+		c.reg.version.Add(1)
+	}
 	return nil
 }
 
@@ -283,3 +304,104 @@ type Provider interface {
 // lives beside the definitions (e.g. the running aggregates behind
 // ThreatConnect's returnValue).
 func (r *Registry) Backend() Backend { return r.backend }
+
+// Version counts the committed changes to every collection of r (creations,
+// replacements, deletions), starting at 0. A component that derives state
+// from definitions polls it and rereads them when it moved; a change is
+// visible to readers before Version moves past it.
+func (r *Registry) Version() uint64 { return r.version.Load() }
+
+func tenantsKey(k Kind) string { return fmt.Sprintf("definitions-tenants/%s", k) }
+
+// loadTenants returns the tenant index of kind k. Callers hold r.tenantsMu.
+func (r *Registry) loadTenants(ctx context.Context, k Kind) (map[string]bool, error) {
+	if r.tenants == nil {
+		r.tenants = map[Kind]map[string]bool{}
+	}
+	if set, ok := r.tenants[k]; ok {
+		return set, nil
+	}
+	raw, err := r.backend.Get(ctx, tenantsKey(k))
+	if err != nil {
+		return nil, fmt.Errorf("definitions: loading %s: %w", tenantsKey(k), err)
+	}
+	var list []string
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return nil, fmt.Errorf("definitions: decoding %s: %w", tenantsKey(k), err)
+		}
+	}
+	set := make(map[string]bool, len(list))
+	for _, t := range list {
+		set[t] = true
+	}
+	r.tenants[k] = set
+	return set, nil
+}
+
+// noteTenant adds tenant to the persisted index of kind k when it is new.
+func (r *Registry) noteTenant(ctx context.Context, k Kind, tenant string) error {
+	r.tenantsMu.Lock()
+	defer r.tenantsMu.Unlock()
+	set, err := r.loadTenants(ctx, k)
+	if err != nil {
+		return err
+	}
+	if set[tenant] {
+		return nil
+	}
+	list := make([]string, 0, len(set)+1)
+	for t := range set {
+		list = append(list, t)
+	}
+	list = append(list, tenant)
+	sort.Strings(list)
+	raw, err := json.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("definitions: encoding %s: %w", tenantsKey(k), err)
+	}
+	if err := r.backend.Set(ctx, tenantsKey(k), raw); err != nil {
+		return fmt.Errorf("definitions: persisting %s: %w", tenantsKey(k), err)
+	}
+	set[tenant] = true
+	return nil
+}
+
+// Tenants returns, sorted, the tenants that have ever stored a definition of
+// kind k through this package (their collections may be empty now).
+// Collections written before the index existed are not listed until their
+// next change.
+func (r *Registry) Tenants(ctx context.Context, k Kind) ([]string, error) {
+	r.tenantsMu.Lock()
+	defer r.tenantsMu.Unlock()
+	set, err := r.loadTenants(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]string, 0, len(set))
+	for t := range set {
+		list = append(list, t)
+	}
+	sort.Strings(list)
+	return list, nil
+}
+
+// ListAll returns every definition of kind k of every tenant (see Tenants),
+// by tenant, each in creation order.
+func ListAll[T any](ctx context.Context, r *Registry, k Kind) (map[string][]T, error) {
+	tenants, err := r.Tenants(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]T, len(tenants))
+	for _, t := range tenants {
+		c, err := CollectionOf[T](ctx, r, k, t)
+		if err != nil {
+			return nil, err
+		}
+		if items := c.List(); len(items) > 0 {
+			out[t] = items
+		}
+	}
+	return out, nil
+}

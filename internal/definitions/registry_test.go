@@ -115,3 +115,55 @@ func TestCorruptDocumentIsAnError(t *testing.T) {
 	_, err := CollectionOf[item](ctx, NewRegistry(backend), KindThreatConnectMetric, "")
 	assert.ErrorContains(t, err, "corrupt")
 }
+
+func TestListAllAcrossTenantsAndVersion(t *testing.T) {
+	ctx := context.Background()
+	backend := &MemoryBackend{}
+	r := NewRegistry(backend)
+	assert.Zero(t, r.Version())
+	all, err := ListAll[item](ctx, r, KindEmbraceMetric)
+	require.NoError(t, err)
+	assert.Empty(t, all)
+	for _, tenant := range []string{"", "t2"} {
+		c, err := CollectionOf[item](ctx, r, KindEmbraceMetric, tenant)
+		require.NoError(t, err)
+		_, err = c.Create(ctx, "a", func(id int64) (item, error) { return item{ID: id, Name: "a" + tenant}, nil })
+		require.NoError(t, err)
+	}
+	assert.Equal(t, uint64(2), r.Version())
+	other, err := CollectionOf[item](ctx, r, KindThreatConnectMetric, "t3")
+	require.NoError(t, err)
+	_, err = other.Create(ctx, "x", func(id int64) (item, error) { return item{ID: id}, nil })
+	require.NoError(t, err)
+	assert.Equal(t, uint64(3), r.Version())
+
+	// A new registry over the same backend finds every tenant of the kind.
+	r2 := NewRegistry(backend)
+	all, err = ListAll[item](ctx, r2, KindEmbraceMetric)
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]item{"": {{1, "a"}}, "t2": {{1, "at2"}}}, all)
+	tenants, err := r2.Tenants(ctx, KindThreatConnectMetric)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"t3"}, tenants)
+
+	c, err := CollectionOf[item](ctx, r2, KindEmbraceMetric, "t2")
+	require.NoError(t, err)
+	_, err = c.Delete(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1), r2.Version())
+	all, err = ListAll[item](ctx, r2, KindEmbraceMetric)
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]item{"": {{1, "a"}}}, all)
+
+	// A failed write changes neither the collection nor the version.
+	fb := &flakyBackend{fail: true}
+	r3 := NewRegistry(fb)
+	c3, err := CollectionOf[item](ctx, r3, KindEmbraceMetric, "")
+	require.NoError(t, err)
+	_, err = c3.Create(ctx, "a", func(id int64) (item, error) { return item{ID: id}, nil })
+	require.Error(t, err)
+	assert.Zero(t, r3.Version())
+	tenants, err = r3.Tenants(ctx, KindEmbraceMetric)
+	require.NoError(t, err)
+	assert.Empty(t, tenants)
+}

@@ -17,6 +17,7 @@ const (
 	defaultAllowedLateness  = 30 * time.Second
 	defaultCheckInterval    = time.Second
 	defaultMaxSeriesWindows = 1_000_000
+	defaultAppIDAttribute   = "app.id"
 )
 
 // Config defines the configuration of the aggregate processor.
@@ -45,6 +46,21 @@ type Config struct {
 	// RestatementRetention is how long after its end a window can still be
 	// restated; older values are refused. 0 (default) = forever.
 	RestatementRetention time.Duration `mapstructure:"restatement_retention"`
+	// Definitions is the ID of the definitions extension whose Embrace custom
+	// metric definitions are computed as derived metrics. Unset = none.
+	Definitions *component.ID `mapstructure:"definitions"`
+	// Embrace says how Embrace definitions meet the data.
+	Embrace EmbraceConfig `mapstructure:"embrace"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// EmbraceConfig says how Embrace derived-metric definitions meet the data.
+type EmbraceConfig struct {
+	// AppIDAttribute is the attribute holding the app a point belongs to: the
+	// resource attribute, else the data point attribute. Default "app.id".
+	AppIDAttribute string `mapstructure:"app_id_attribute"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -90,6 +106,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.RestatementRetention < 0 {
 		errs = append(errs, errors.New("restatement_retention must not be negative (0 = forever)"))
+	}
+	if cfg.Definitions != nil && cfg.Embrace.AppIDAttribute == "" {
+		errs = append(errs, errors.New("embrace::app_id_attribute must not be empty when definitions is set"))
 	}
 	for i, r := range cfg.Rules {
 		if err := r.validate(); err != nil {

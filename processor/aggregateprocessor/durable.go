@@ -92,7 +92,7 @@ const (
 )
 
 func encodeRecord(w *window, st *aggregation.State, flags byte) []byte {
-	b := make([]byte, 0, 20+aggregation.EncodedSize+len(w.d.key)+len(w.d.blob)+len(w.key))
+	b := make([]byte, 0, 20+aggregation.EncodedSize+len(w.d.key)+len(w.d.blob)+len(w.akey))
 	b = append(b, recordVersion, byte(w.iv))
 	b = binary.LittleEndian.AppendUint64(b, uint64(w.start))
 	b = binary.LittleEndian.AppendUint64(b, uint64(w.end))
@@ -295,7 +295,7 @@ func (d *durable) loadMissing(ctx context.Context, miss []missing) error {
 	var idx []int
 	for i := range miss {
 		if miss[i].closed {
-			w := window{key: miss[i].key, d: miss[i].d, iv: miss[i].iv, start: miss[i].start}
+			w := window{akey: miss[i].key[keyHeader:], d: miss[i].d, iv: miss[i].iv, start: miss[i].start}
 			ops = append(ops, storage.GetOperation(storageKey(&w)))
 			idx = append(idx, i)
 		}
@@ -376,12 +376,13 @@ func (d *durable) load(ctx context.Context) error {
 		k = append(k, byte(r.iv))
 		k = binary.LittleEndian.AppendUint64(k, uint64(r.start))
 		k = append(k, r.attrs...)
-		w := &window{key: string(k), d: dsc, iv: r.iv, start: r.start, end: r.end, state: r.state, version: 1, persisted: 1, final: r.final}
-		w.shard = uint8(mapHash(p, k) & (numShards - 1))
+		w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, state: r.state, version: 1, persisted: 1, final: r.final}
+		h := mapHash(p, k)
+		w.shard = uint8(h & (numShards - 1))
 		sh := &p.shards[w.shard]
 		sh.mu.Lock()
-		if _, dup := sh.m[w.key]; !dup {
-			sh.m[w.key] = w
+		if sh.get(h, k) == nil {
+			sh.put(h, string(k), w)
 			p.inMem.Add(1)
 			loaded++
 		}

@@ -55,9 +55,9 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
-		for _, w := range sh.m {
+		sh.each(func(_ uint64, w *window) {
 			if w.version == w.emitted {
-				continue
+				return
 			}
 			closed := w.end+lateness <= nowNs
 			switch {
@@ -68,7 +68,7 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 			case running:
 				snaps = append(snaps, snap{w, w.state, w.version, emitRunning})
 			}
-		}
+		})
 		sh.mu.Unlock()
 	}
 	if len(snaps) > 0 {
@@ -120,54 +120,59 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 func (p *aggProcessor) evict(nowNs int64) {
 	lateness := int64(p.cfg.AllowedLateness)
 	ret := int64(p.cfg.RestatementRetention)
-	var candidates []*window
+	type candidate struct {
+		w *window
+		h uint64
+	}
+	var candidates []candidate
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
-		for k, w := range sh.m {
+		sh.each(func(h uint64, w *window) {
 			if w.pins > 0 || w.pending {
-				continue
+				return
 			}
 			if w.version == 0 { // placeholder of a refused or failed batch
-				delete(sh.m, k)
+				sh.del(h, w)
 				p.inMem.Add(-1)
-				continue
+				return
 			}
 			if w.end+lateness > nowNs || w.emitted != w.version {
-				continue
+				return
 			}
 			if p.store != nil {
 				if w.persisted == w.version && w.donePersisted {
-					delete(sh.m, k)
+					sh.del(h, w)
 					p.inMem.Add(-1)
 				}
-				continue
+				return
 			}
 			if ret > 0 && w.end <= nowNs-ret {
-				delete(sh.m, k)
+				sh.del(h, w)
 				p.inMem.Add(-1)
-				continue
+				return
 			}
-			candidates = append(candidates, w)
-		}
+			candidates = append(candidates, candidate{w, h})
+		})
 		sh.mu.Unlock()
 	}
 	limit := int64(p.cfg.MaxSeriesWindows)
 	if p.store != nil || p.inMem.Load()*10 <= limit*9 || len(candidates) == 0 {
 		return
 	}
-	slices.SortFunc(candidates, func(a, b *window) int { return cmp.Compare(a.end, b.end) })
+	slices.SortFunc(candidates, func(a, b candidate) int { return cmp.Compare(a.w.end, b.w.end) })
 	excess := p.inMem.Load() - limit*8/10
 	var evictedEnd int64
 	n := 0
-	for _, w := range candidates {
+	for _, c := range candidates {
 		if int64(n) >= excess {
 			break
 		}
+		w := c.w
 		sh := &p.shards[w.shard]
 		sh.mu.Lock()
-		if sh.m[w.key] == w && w.pins == 0 && w.emitted == w.version {
-			delete(sh.m, w.key)
+		if w.pins == 0 && w.emitted == w.version && sh.holds(c.h, w) {
+			sh.del(c.h, w)
 			p.inMem.Add(-1)
 			evictedEnd = max(evictedEnd, w.end)
 			n++
@@ -192,7 +197,7 @@ func (p *aggProcessor) evict(nowNs int64) {
 func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 	slices.SortFunc(snaps, func(a, b snap) int {
 		return cmp.Or(cmp.Compare(a.w.d.rs, b.w.d.rs), cmp.Compare(a.w.d.id, b.w.d.id), cmp.Compare(a.w.iv, b.w.iv),
-			cmp.Compare(a.w.start, b.w.start), cmp.Compare(a.w.key, b.w.key))
+			cmp.Compare(a.w.start, b.w.start), cmp.Compare(a.w.akey, b.w.akey))
 	})
 	md := pmetric.NewMetrics()
 	var (

@@ -147,12 +147,17 @@ func rows(mds ...pmetric.Metrics) []row {
 		for _, rm := range md.ResourceMetrics().All() {
 			for _, sm := range rm.ScopeMetrics().All() {
 				for _, m := range sm.Metrics().All() {
-					iv, _ := m.Metadata().Get("custommetrics.interval")
-					ag, _ := m.Metadata().Get("custommetrics.aggregation")
+					var ivs, ags string
+					if iv, ok := m.Metadata().Get("custommetrics.interval"); ok {
+						ivs = iv.AsString()
+					}
+					if ag, ok := m.Metadata().Get("custommetrics.aggregation"); ok {
+						ags = ag.AsString()
+					}
 					dps := numberPoints(m)
 					for _, dp := range dps.All() {
 						out = append(out, row{
-							metric: m.Name(), interval: iv.AsString(), agg: ag.AsString(), attrs: attrKey(rm.Resource().Attributes().AsRaw(), dp.Attributes().AsRaw()),
+							metric: m.Name(), interval: ivs, agg: ags, attrs: attrKey(rm.Resource().Attributes().AsRaw(), dp.Attributes().AsRaw()),
 							start: dp.StartTimestamp().AsTime(), end: dp.Timestamp().AsTime(), value: dp.DoubleValue(),
 						})
 					}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,7 +52,7 @@ type desc struct {
 // A window is the state of one series in one calendar window.
 // Guarded by its shard's mutex.
 type window struct {
-	key   string // desc id (8) | interval (1) | start (8) | canonical attributes
+	akey  string // canonical attributes (the series key without its desc, interval and start)
 	d     *desc
 	start int64
 	end   int64
@@ -67,14 +68,75 @@ type window struct {
 	donePersisted               bool // storage says this figure went out closed (a restart does not re-emit it)
 }
 
-func (w *window) attrs() []byte { return []byte(w.key[keyHeader:]) }
+func (w *window) attrs() []byte { return []byte(w.akey) }
 
+// A series-window's full key is desc id (8) | interval (1) | start (8) |
+// canonical attributes; windows are found by its 64-bit hash.
 const keyHeader = 8 + 1 + 8
 
+// is reports whether w is the window of full key k.
+func (w *window) is(k []byte) bool {
+	return len(k) >= keyHeader && binary.LittleEndian.Uint64(k) == w.d.id && k[8] == byte(w.iv) &&
+		int64(binary.LittleEndian.Uint64(k[9:])) == w.start && string(k[keyHeader:]) == w.akey
+}
+
+// A shard indexes its windows by the 64-bit hash of their full key: a map
+// slot is 16 bytes and a lookup compares integers. Collision-safe: a hit is
+// verified against the window's identity, and a window whose hash is taken
+// by another window lives in coll, by full key (in practice never used).
 type shard struct {
-	mu sync.Mutex
-	m  map[string]*window
-	_  [40]byte // keep hot mutexes on separate cache lines
+	mu   sync.Mutex
+	m    map[uint64]*window
+	coll map[string]*window
+	_    [32]byte // keep hot mutexes on separate cache lines
+}
+
+// get returns the window of full key k (hash h), or nil. Caller holds mu.
+func (sh *shard) get(h uint64, k []byte) *window {
+	if w := sh.m[h]; w != nil && w.is(k) {
+		return w
+	}
+	if len(sh.coll) > 0 {
+		return sh.coll[string(k)]
+	}
+	return nil
+}
+
+// put inserts w (full key k, hash h), which get did not find. Caller holds mu.
+func (sh *shard) put(h uint64, k string, w *window) {
+	if sh.m[h] == nil {
+		sh.m[h] = w
+		return
+	}
+	if sh.coll == nil {
+		sh.coll = map[string]*window{}
+	}
+	sh.coll[k] = w
+}
+
+// del removes w. Caller holds mu.
+func (sh *shard) del(h uint64, w *window) {
+	if sh.m[h] == w {
+		delete(sh.m, h)
+		return
+	}
+	for k, cw := range sh.coll {
+		if cw == w {
+			delete(sh.coll, k)
+			return
+		}
+	}
+}
+
+// each calls fn for every window with the hash it is filed under (h is only
+// meaningful for del). Caller holds mu; fn may call del.
+func (sh *shard) each(fn func(h uint64, w *window)) {
+	for h, w := range sh.m {
+		fn(h, w)
+	}
+	for _, w := range sh.coll {
+		fn(0, w)
+	}
 }
 
 // target says how a matched metric is aggregated.
@@ -123,6 +185,8 @@ type aggProcessor struct {
 	tickerDone chan struct{}
 
 	refuseLog, invalidLog, matchLog rateLimiter
+
+	emb embraceState // Embrace derived metrics (definitions)
 }
 
 var metaKeep = func(k string) bool { return k != otelmap.AttrWeight }
@@ -143,7 +207,7 @@ func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics) (*
 	p.evictedBefore.Store(math.MinInt64)
 	p.seq.Store(uint64(time.Now().UnixNano()))
 	for i := range p.shards {
-		p.shards[i].m = map[string]*window{}
+		p.shards[i].m = map[uint64]*window{}
 	}
 	for _, r := range cfg.Rules {
 		cr := compiledRule{name: r.Name, t: target{fn: r.Aggregation, ivs: slices.Clone(r.Intervals), keep: metaKeep}}
@@ -169,6 +233,9 @@ func (p *aggProcessor) Capabilities() consumer.Capabilities {
 }
 
 func (p *aggProcessor) Start(ctx context.Context, host component.Host) error {
+	if err := p.startDefinitions(ctx, host); err != nil {
+		return err
+	}
 	if p.cfg.Storage == nil {
 		p.logger.Warn("No storage configured: window states are kept in memory only and lost on restart; " +
 			"set 'storage' to a storage extension such as file_storage for durable aggregates and restatements of evicted windows.")
@@ -329,7 +396,8 @@ type ref struct {
 }
 
 type missing struct {
-	key        string
+	key        string // full key
+	hash       uint64
 	d          *desc
 	iv         calendar.Interval
 	start, end int64
@@ -348,6 +416,7 @@ type scratch struct {
 	rs      []byte
 	dkey    []byte
 	refs    []ref
+	order   []int32
 	miss    []missing
 	missIdx map[string]int32
 	points  int32
@@ -374,7 +443,7 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 	defer func() { sc.reset(); p.scratch.Put(sc) }()
 	nowNs := p.now().UnixNano()
 
-	matched, invalid, err := p.resolve(sc, md, nowNs)
+	matched, invalid, err := p.resolve(sc, md, nowNs, p.derivedDefs(ctx))
 	if invalid > 0 {
 		p.tel.ProcessorAggregatePointsInvalid.Add(ctx, int64(invalid))
 		if p.invalidLog.allow() {
@@ -392,13 +461,14 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 		}
 		return err
 	}
-	if !matched {
+	if !matched && len(sc.refs) == 0 {
 		return p.next.ConsumeMetrics(ctx, md)
 	}
 
 	// Pass the unmatched (and, with keep_raw, the raw) metrics on first: if
 	// that fails nothing was aggregated, so the sender's retry counts once.
-	if !p.cfg.KeepRaw {
+	// Base metrics of derived metrics only are not matched: they pass on.
+	if matched && !p.cfg.KeepRaw {
 		p.removeMatched(md)
 	}
 	if md.DataPointCount() > 0 {
@@ -419,37 +489,51 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 	return nil
 }
 
-// resolve walks md, pins the windows of every matched point, and collects
-// the windows that are not in memory. It changes no aggregate.
-func (p *aggProcessor) resolve(sc *scratch, md pmetric.Metrics, nowNs int64) (matched bool, invalid int, err error) {
+// resolve walks md, pins the windows of every matched point (its own
+// aggregation and the derived metrics it feeds), and collects the windows
+// that are not in memory. It changes no aggregate.
+func (p *aggProcessor) resolve(sc *scratch, md pmetric.Metrics, nowNs int64, es *embraceSet) (matched bool, invalid int, err error) {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		sms := rm.ScopeMetrics()
-		rsDone := false
+		rsDone, appDone := false, false
+		var app, tenant string
+		var hasApp, hasTenant bool
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				m := ms.At(k)
 				t, ok := p.match(m)
-				if !ok {
+				var defs []*embraceDef
+				if es != nil && len(es.byMetric) > 0 && (m.Type() == pmetric.MetricTypeGauge || m.Type() == pmetric.MetricTypeSum) {
+					defs = es.byMetric[m.Name()]
+				}
+				if !ok && len(defs) == 0 {
 					continue
 				}
-				matched = true
-				if !rsDone {
-					sc.rs = appendResourceScope(sc.rs[:0], sc, rm, sm)
-					rsDone = true
+				var d *desc
+				if ok {
+					matched = true
+					if !rsDone {
+						sc.rs = appendResourceScope(sc.rs[:0], sc, rm, sm)
+						rsDone = true
+					}
+					d = p.descFor(sc, sc.rs, rm, sm, m, t.fn)
 				}
-				d := p.descFor(sc, sc.rs, rm, sm, m, t.fn)
+				if len(defs) > 0 && !appDone {
+					app, hasApp, tenant, hasTenant = p.resourceApp(rm.Resource())
+					appDone = true
+				}
 				dps := numberPoints(m)
 				for l := 0; l < dps.Len(); l++ {
 					dp := dps.At(l)
 					if dp.Flags().NoRecordedValue() {
 						continue
 					}
-					v, wt, ok := pointValue(dp)
-					if !ok {
+					v, wt, valid := pointValue(dp)
+					if !valid {
 						invalid++
 						continue
 					}
@@ -459,17 +543,25 @@ func (p *aggProcessor) resolve(sc *scratch, md pmetric.Metrics, nowNs int64) (ma
 							ts = nowNs
 						}
 					}
-					b := binary.LittleEndian.AppendUint64(sc.buf[:0], d.id)
-					b = append(b, make([]byte, keyHeader-8)...)
-					b, sc.kvs = appendMap(b, dp.Attributes(), t.keep, sc.kvs)
-					sc.buf = b
 					pt := sc.points
-					sc.points++
-					for _, iv := range t.ivs {
-						start, end := p.cal.WindowNanos(iv, ts)
-						b[8] = byte(iv)
-						binary.LittleEndian.PutUint64(b[9:], uint64(start))
-						if err := p.resolveOne(sc, d, b, iv, start, end, nowNs, ref{pt: pt, v: v, wt: wt, ts: ts}); err != nil {
+					counted := false
+					if ok {
+						sc.points++
+						counted = true
+						if err := p.resolvePoint(sc, d, dp, t.keep, t.ivs, ts, nowNs, ref{pt: pt, v: v, wt: wt, ts: ts}); err != nil {
+							return matched, invalid, err
+						}
+					}
+					for _, def := range defs {
+						if !p.applies(def, dp, app, hasApp, tenant, hasTenant) {
+							continue
+						}
+						if !counted {
+							sc.points++
+							counted = true
+						}
+						// Derived metrics are sums of values: weights do not apply.
+						if err := p.resolvePoint(sc, def.d, dp, def.keep, def.ivs, ts, nowNs, ref{pt: pt, v: v, wt: 1, ts: ts}); err != nil {
 							return matched, invalid, err
 						}
 					}
@@ -479,6 +571,23 @@ func (p *aggProcessor) resolve(sc *scratch, md pmetric.Metrics, nowNs int64) (ma
 		}
 	}
 	return matched, invalid, nil
+}
+
+// resolvePoint resolves the windows of one point of output d, one per interval.
+func (p *aggProcessor) resolvePoint(sc *scratch, d *desc, dp pmetric.NumberDataPoint, keep func(string) bool, ivs []calendar.Interval, ts, nowNs int64, r ref) error {
+	b := binary.LittleEndian.AppendUint64(sc.buf[:0], d.id)
+	b = append(b, make([]byte, keyHeader-8)...)
+	b, sc.kvs = appendMap(b, dp.Attributes(), keep, sc.kvs)
+	sc.buf = b
+	for _, iv := range ivs {
+		start, end := p.cal.WindowNanos(iv, ts)
+		b[8] = byte(iv)
+		binary.LittleEndian.PutUint64(b[9:], uint64(start))
+		if err := p.resolveOne(sc, d, b, iv, start, end, nowNs, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pointValue returns a point's value and weight; ok is false when the
@@ -517,10 +626,11 @@ func (p *aggProcessor) resolveOne(sc *scratch, d *desc, key []byte, iv calendar.
 				"its stored figure may be gone, so restating it could publish a wrong figure",
 			time.Unix(0, r.ts).UTC().Format(time.RFC3339), iv, time.Unix(0, end).UTC().Format(time.RFC3339), p.cfg.RestatementRetention))
 	}
-	si := uint8(mapHash(p, key) & (numShards - 1))
+	h := mapHash(p, key)
+	si := uint8(h & (numShards - 1))
 	sh := &p.shards[si]
 	sh.mu.Lock()
-	w := sh.m[string(key)]
+	w := sh.get(h, key)
 	if w != nil {
 		w.pins++
 	}
@@ -545,7 +655,7 @@ func (p *aggProcessor) resolveOne(sc *scratch, d *desc, key []byte, iv calendar.
 		mi = int32(len(sc.miss))
 		k := string(key)
 		sc.missIdx[k] = mi
-		sc.miss = append(sc.miss, missing{key: k, d: d, iv: iv, start: start, end: end, shard: si, closed: closed})
+		sc.miss = append(sc.miss, missing{key: k, hash: h, d: d, iv: iv, start: start, end: end, shard: si, closed: closed})
 	}
 	sc.miss[mi].refs++
 	r.miss = mi
@@ -572,17 +682,17 @@ func (p *aggProcessor) insertMissing(ctx context.Context, sc *scratch, _ int64) 
 		ms := &sc.miss[i]
 		sh := &p.shards[ms.shard]
 		sh.mu.Lock()
-		w := sh.m[ms.key]
+		w := sh.get(ms.hash, []byte(ms.key))
 		if w != nil {
 			p.inMem.Add(-1)
 		} else {
-			w = &window{key: ms.key, d: ms.d, iv: ms.iv, start: ms.start, end: ms.end, shard: ms.shard}
+			w = &window{akey: strings.Clone(ms.key[keyHeader:]), d: ms.d, iv: ms.iv, start: ms.start, end: ms.end, shard: ms.shard}
 			if ms.loaded {
 				w.state = ms.state
 				w.version, w.persisted = 1, 1
 				w.final = ms.final
 			}
-			sh.m[ms.key] = w
+			sh.put(ms.hash, ms.key, w)
 		}
 		w.pins += ms.refs
 		sh.mu.Unlock()
@@ -610,21 +720,46 @@ func (p *aggProcessor) unpin(sc *scratch) {
 }
 
 // apply adds the resolved points to their windows and queues the windows
-// for the next group commit.
+// for the next group commit. Points are applied shard by shard (a stable
+// counting sort, so each window still takes its points in batch order), one
+// lock acquisition per shard.
 func (p *aggProcessor) apply(sc *scratch) {
 	base := p.seq.Add(uint64(sc.points)) - uint64(sc.points)
+	var start [numShards + 1]int32
 	for i := range sc.refs {
-		r := &sc.refs[i]
-		w := r.w
-		sh := &p.shards[w.shard]
-		sh.mu.Lock()
-		w.state.Add(r.v, r.wt, r.ts, base+uint64(r.pt)+1)
-		w.version++
-		if p.store != nil && !w.pending {
-			w.pending = true
-			p.store.enqueue(w)
+		start[sc.refs[i].w.shard+1]++
+	}
+	for s := 1; s <= numShards; s++ {
+		start[s] += start[s-1]
+	}
+	if cap(sc.order) < len(sc.refs) {
+		sc.order = make([]int32, len(sc.refs))
+	}
+	order := sc.order[:len(sc.refs)]
+	next := start
+	for i := range sc.refs {
+		s := sc.refs[i].w.shard
+		order[next[s]] = int32(i)
+		next[s]++
+	}
+	for s := range numShards {
+		lo, hi := start[s], start[s+1]
+		if lo == hi {
+			continue
 		}
-		w.pins--
+		sh := &p.shards[s]
+		sh.mu.Lock()
+		for _, i := range order[lo:hi] {
+			r := &sc.refs[i]
+			w := r.w
+			w.state.Add(r.v, r.wt, r.ts, base+uint64(r.pt)+1)
+			w.version++
+			if p.store != nil && !w.pending {
+				w.pending = true
+				p.store.enqueue(w)
+			}
+			w.pins--
+		}
 		sh.mu.Unlock()
 	}
 }
@@ -651,4 +786,17 @@ func (r *rateLimiter) allow() bool {
 	now := time.Now().UnixNano()
 	last := r.last.Load()
 	return now-last >= int64(10*time.Second) && r.last.CompareAndSwap(last, now)
+}
+
+// holds reports whether w is still filed in sh. Caller holds mu.
+func (sh *shard) holds(h uint64, w *window) bool {
+	if sh.m[h] == w {
+		return true
+	}
+	for _, cw := range sh.coll {
+		if cw == w {
+			return true
+		}
+	}
+	return false
 }

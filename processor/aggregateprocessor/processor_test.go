@@ -2,6 +2,7 @@ package aggregateprocessor
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/otelmap"
 )
 
@@ -204,4 +206,36 @@ func TestInvalidPointsIgnored(t *testing.T) {
 	r := rows(sink.AllMetrics()...)
 	require.Len(t, r, 1)
 	assert.Equal(t, 1.0, r[0].value)
+}
+
+// TestShardHashCollision: two windows whose keys hash alike are both found,
+// each under its own identity, and removed independently.
+func TestShardHashCollision(t *testing.T) {
+	d := &desc{id: 7}
+	key := func(attrs string) string {
+		b := binary.LittleEndian.AppendUint64(nil, d.id)
+		b = append(b, byte(calendar.Hour))
+		b = binary.LittleEndian.AppendUint64(b, uint64(100))
+		return string(append(b, attrs...))
+	}
+	sh := shard{m: map[uint64]*window{}}
+	a := &window{akey: "a", d: d, iv: calendar.Hour, start: 100}
+	b := &window{akey: "b", d: d, iv: calendar.Hour, start: 100}
+	const h = 42 // both hash to 42
+	require.Nil(t, sh.get(h, []byte(key("a"))))
+	sh.put(h, key("a"), a)
+	require.Nil(t, sh.get(h, []byte(key("b"))), "same hash, other key: not found")
+	sh.put(h, key("b"), b)
+	assert.Same(t, a, sh.get(h, []byte(key("a"))))
+	assert.Same(t, b, sh.get(h, []byte(key("b"))))
+	n := 0
+	sh.each(func(uint64, *window) { n++ })
+	assert.Equal(t, 2, n)
+	sh.del(h, a)
+	assert.Nil(t, sh.get(h, []byte(key("a"))))
+	assert.Same(t, b, sh.get(h, []byte(key("b"))))
+	assert.True(t, sh.holds(h, b))
+	sh.del(h, b)
+	assert.False(t, sh.holds(h, b))
+	assert.Nil(t, sh.get(h, []byte(key("b"))))
 }

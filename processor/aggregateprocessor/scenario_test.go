@@ -2,6 +2,7 @@ package aggregateprocessor
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/wire/embrace"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected outputs of the scenario tests (review the diff!)")
@@ -22,7 +26,8 @@ var update = flag.Bool("update", false, "rewrite the expected outputs of the sce
 var scenarioNow = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // TestScenarios runs every testdata/<scenario>: config.yaml (optional) is
-// applied on the default config, input.yaml is consumed, next.yaml (absent =
+// applied on the default config, definitions.json (optional) fills the
+// definitions registry with Embrace definitions, input.yaml is consumed, next.yaml (absent =
 // nothing) is what passes through, output.yaml is what the next check emits.
 // With late.yaml, that batch is consumed after the first check and
 // restated.yaml is what the following check emits.
@@ -47,6 +52,9 @@ func TestScenarios(t *testing.T) {
 			sink := new(consumertest.MetricsSink)
 			clk := &clock{t: scenarioNow}
 			p := newTestProcessor(t, cfg, sink, clk, nil)
+			if _, err := os.Stat(filepath.Join(dir, "definitions.json")); err == nil {
+				p.setRegistry(registryFromFile(t, filepath.Join(dir, "definitions.json")))
+			}
 
 			input, err := golden.ReadMetrics(filepath.Join(dir, "input.yaml"))
 			require.NoError(t, err)
@@ -99,4 +107,30 @@ func compareGolden(t *testing.T, path string, actual pmetric.Metrics) {
 	require.NoError(t, pmetrictest.CompareMetrics(expected, actual,
 		pmetrictest.IgnoreResourceMetricsOrder(), pmetrictest.IgnoreScopeMetricsOrder(),
 		pmetrictest.IgnoreMetricsOrder(), pmetrictest.IgnoreMetricDataPointsOrder()), path)
+}
+
+// registryFromFile returns a registry holding the Embrace definitions of a
+// JSON array of {"tenant": ..., "definition": <embrace.CustomMetric>}.
+func registryFromFile(t *testing.T, path string) *definitions.Registry {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var defs []struct {
+		Tenant     string               `json:"tenant"`
+		Definition embrace.CustomMetric `json:"definition"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &defs))
+	reg := definitions.NewRegistry(&definitions.MemoryBackend{})
+	for _, d := range defs {
+		createEmbrace(t, reg, d.Tenant, d.Definition)
+	}
+	return reg
+}
+
+func createEmbrace(t testing.TB, reg *definitions.Registry, tenant string, m embrace.CustomMetric) {
+	t.Helper()
+	c, err := definitions.CollectionOf[embrace.CustomMetric](context.Background(), reg, definitions.KindEmbraceMetric, tenant)
+	require.NoError(t, err)
+	_, err = c.Create(context.Background(), m.AppID+"/"+m.Name, func(int64) (embrace.CustomMetric, error) { return m, nil })
+	require.NoError(t, err)
 }
