@@ -2,16 +2,15 @@ package custommetricsexporter // import "github.com/custommetrics/bundle/exporte
 
 import (
 	"context"
-	"errors"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
-	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/custommetrics/bundle/exporter/custommetricsexporter/internal/metadata"
 )
@@ -26,21 +25,36 @@ func NewFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
+	client := confighttp.NewDefaultClientConfig()
+	client.Timeout = 30 * time.Second
+	queue := exporterhelper.NewDefaultQueueConfig()
+	// Window figures are forwarded as differences to the last forwarded
+	// figure: one consumer keeps emission order (see Config.Validate).
+	queue.NumConsumers = 1
+	retry := configretry.NewDefaultBackOffConfig()
+	// Sleuth answers 429 for 120 s after a registration: leave room for
+	// a Retry-After of that length.
+	retry.MaxElapsedTime = 10 * time.Minute
 	return &Config{
-		ClientConfig: confighttp.NewDefaultClientConfig(),
-		QueueConfig:  configoptional.Some(exporterhelper.NewDefaultQueueConfig()),
-		RetryConfig:  configretry.NewDefaultBackOffConfig(),
+		ClientConfig: client,
+		QueueConfig:  configoptional.Some(queue),
+		RetryConfig:  retry,
 	}
 }
 
-// errNotImplemented refuses data permanently rather than acknowledging it:
-// forwarding is not built yet (see README).
-var errNotImplemented = errors.New("custommetrics exporter: forwarding to vendor APIs is not implemented yet")
-
 func createMetrics(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Metrics, error) {
 	c := cfg.(*Config)
-	push := func(context.Context, pmetric.Metrics) error { return consumererror.NewPermanent(errNotImplemented) }
-	return exporterhelper.NewMetrics(ctx, set, cfg, push,
+	e, err := newExporter(c, set)
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewMetrics(ctx, set, cfg, e.push,
+		exporterhelper.WithStart(e.start),
+		exporterhelper.WithShutdown(e.shutdown),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		// The HTTP client's timeout applies to every request; a batch may
+		// need several requests, so exporterhelper sets no overall timeout.
+		exporterhelper.WithTimeout(exporterhelper.TimeoutConfig{Timeout: 0}),
 		exporterhelper.WithRetry(c.RetryConfig),
 		exporterhelper.WithQueue(c.QueueConfig),
 	)
