@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ports are the loopback ports of one collector (fresh per scenario, so the
+// testbed never collides with a collector running on the default ports).
+type ports struct{ api, health, otlp, telemetry int }
+
+// colOpts are the knobs of a scenario's configuration. The zero value is the
+// default configuration's pipeline (cmd/otelcol-custommetrics/config.yaml):
+// custommetrics → memory_limiter → aggregate → anomaly → sql (SQLite) + debug.
+type colOpts struct {
+	// durable keeps the aggregate processor's windows and the sql exporter's
+	// sending queue in file_storage, so acknowledged values survive kill -9.
+	durable bool
+	// memLimitMiB, when > 0, replaces the memory_limiter's percentages.
+	memLimitMiB, memSpikeMiB int
+	// readHeaderTimeout and readTimeout of the receiver ("" = defaults).
+	readHeaderTimeout, readTimeout string
+	// pgDSN, when set, stores in PostgreSQL instead of SQLite.
+	pgDSN string
+}
+
+// sleuthSources is the number of Sleuth impact sources the configuration maps.
+const sleuthSources = 8
+
+func (o colOpts) yaml(p ports) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w(`extensions:
+  health_check:
+    endpoint: 127.0.0.1:%d
+  file_storage:
+    directory: data/storage
+    create_directory: true
+  definitions:
+    storage: file_storage
+
+receivers:
+  custommetrics:
+    endpoint: 127.0.0.1:%d
+    definitions: definitions
+`, p.health, p.api)
+	if o.readHeaderTimeout != "" {
+		w("    read_header_timeout: %s\n", o.readHeaderTimeout)
+	}
+	if o.readTimeout != "" {
+		w("    read_timeout: %s\n", o.readTimeout)
+	}
+	w("    sleuth:\n      min_interval: 0s\n      impact_sources:\n")
+	for i := 1; i <= sleuthSources; i++ {
+		w("        - id: %d\n          metric: tb_sleuth_%d\n", i, i)
+	}
+	w(`  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:%d
+
+processors:
+  memory_limiter:
+    check_interval: 1s
+`, p.otlp)
+	if o.memLimitMiB > 0 {
+		w("    limit_mib: %d\n    spike_limit_mib: %d\n", o.memLimitMiB, o.memSpikeMiB)
+	} else {
+		w("    limit_percentage: 80\n    spike_limit_percentage: 20\n")
+	}
+	w(`  aggregate:
+    rules:
+      - regexp: "tb_(sleuth|otlp)_.*"
+        aggregation: sum
+        intervals: [day]
+`)
+	if o.durable {
+		w("    storage: file_storage\n")
+	}
+	w("  anomaly:\n\nexporters:\n  sql:\n")
+	if o.pgDSN != "" {
+		w("    driver: postgres\n    dsn: %s\n", o.pgDSN)
+	} else {
+		w("    driver: sqlite\n    dsn: data/custommetrics.db\n")
+	}
+	if o.durable {
+		w("    sending_queue:\n      storage: file_storage\n")
+	}
+	w(`  debug:
+    verbosity: basic
+
+service:
+  extensions: [health_check, file_storage, definitions]
+  telemetry:
+    metrics:
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+  pipelines:
+    metrics:
+      receivers: [custommetrics, otlp]
+      processors: [memory_limiter, aggregate, anomaly]
+      exporters: [sql, debug]
+`, p.telemetry)
+	return b.String()
+}
