@@ -2,7 +2,6 @@ package definitionsextension // import "github.com/custommetrics/bundle/extensio
 
 import (
 	"context"
-	"fmt"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
@@ -10,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/storageclient"
 )
 
 type definitionsExtension struct {
@@ -32,17 +32,9 @@ func (e *definitionsExtension) Start(ctx context.Context, host component.Host) e
 		e.registry = definitions.NewRegistry(&definitions.MemoryBackend{})
 		return nil
 	}
-	ext, ok := host.GetExtensions()[*e.cfg.Storage]
-	if !ok {
-		return fmt.Errorf("storage extension %q not found (is it listed in service::extensions?)", e.cfg.Storage)
-	}
-	se, ok := ext.(storage.Extension)
-	if !ok {
-		return fmt.Errorf("extension %q is not a storage extension", e.cfg.Storage)
-	}
-	client, err := se.GetClient(ctx, component.KindExtension, e.settings.ID, "")
+	client, err := storageclient.Open(ctx, host, *e.cfg.Storage, component.KindExtension, e.settings.ID)
 	if err != nil {
-		return fmt.Errorf("opening storage %q: %w", e.cfg.Storage, err)
+		return err
 	}
 	e.client = client
 	e.registry = definitions.NewRegistry(client)

@@ -20,6 +20,8 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
+
+	"github.com/custommetrics/bundle/internal/storageclient"
 )
 
 // Storage layout: one record per series-window under
@@ -40,17 +42,9 @@ const (
 )
 
 func openStorage(ctx context.Context, host component.Host, id, self component.ID) (storage.Client, error) {
-	ext, ok := host.GetExtensions()[id]
-	if !ok {
-		return nil, fmt.Errorf("storage extension %q not found (is it listed in service::extensions?)", id)
-	}
-	se, ok := ext.(storage.Extension)
-	if !ok {
-		return nil, fmt.Errorf("extension %q is not a storage extension", id)
-	}
-	client, err := se.GetClient(ctx, component.KindProcessor, self, "")
+	client, err := storageclient.Open(ctx, host, id, component.KindProcessor, self)
 	if err != nil {
-		return nil, fmt.Errorf("opening storage %q: %w", id, err)
+		return nil, err
 	}
 	if _, ok := client.(storage.Walker); !ok {
 		_ = client.Close(ctx)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/storageclient"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/metadata"
 )
@@ -151,17 +152,9 @@ func (p *anomalyProcessor) start(ctx context.Context, host component.Host) error
 	if p.cfg.Storage == nil {
 		p.logger.Warn("no storage configured: detector states are lost on restart and every series learns again (set `storage` to a storage extension)")
 	} else {
-		ext, ok := host.GetExtensions()[*p.cfg.Storage]
-		if !ok {
-			return fmt.Errorf("storage extension %q not found", p.cfg.Storage)
-		}
-		se, ok := ext.(storage.Extension)
-		if !ok {
-			return fmt.Errorf("extension %q is not a storage extension", p.cfg.Storage)
-		}
-		client, err := se.GetClient(ctx, component.KindProcessor, p.id, "")
+		client, err := storageclient.Open(ctx, host, *p.cfg.Storage, component.KindProcessor, p.id)
 		if err != nil {
-			return fmt.Errorf("storage extension %q: %w", p.cfg.Storage, err)
+			return err
 		}
 		p.client = client
 		if err := p.load(ctx); err != nil {
