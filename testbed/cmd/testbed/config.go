@@ -7,7 +7,7 @@ import (
 
 // ports are the loopback ports of one collector (fresh per scenario, so the
 // testbed never collides with a collector running on the default ports).
-type ports struct{ api, health, otlp, telemetry int }
+type ports struct{ api, health, otlp, telemetry, pprof int }
 
 // colOpts are the knobs of a scenario's configuration. The zero value is the
 // default configuration's pipeline (cmd/otelcol-custommetrics/config.yaml):
@@ -38,12 +38,20 @@ func (o colOpts) yaml(p ports) string {
     create_directory: true
   definitions:
     storage: file_storage
-
+`, p.health)
+	exts := "health_check, file_storage, definitions"
+	if p.pprof > 0 {
+		// -profile: the Collector's own pprof extension, for CPU profiles
+		// taken during the load.
+		w("  pprof:\n    endpoint: 127.0.0.1:%d\n", p.pprof)
+		exts += ", pprof"
+	}
+	w(`
 receivers:
   custommetrics:
     endpoint: 127.0.0.1:%d
     definitions: definitions
-`, p.health, p.api)
+`, p.api)
 	if o.readHeaderTimeout != "" {
 		w("    read_header_timeout: %s\n", o.readHeaderTimeout)
 	}
@@ -90,7 +98,7 @@ processors:
     verbosity: basic
 
 service:
-  extensions: [health_check, file_storage, definitions]
+  extensions: [%s]
   telemetry:
     metrics:
       readers:
@@ -104,6 +112,6 @@ service:
       receivers: [custommetrics, otlp]
       processors: [memory_limiter, aggregate, anomaly]
       exporters: [sql, debug]
-`, p.telemetry)
+`, exts, p.telemetry)
 	return b.String()
 }

@@ -39,6 +39,9 @@ type env struct {
 	started         time.Time
 	self            string
 	loadStart       string
+	// profileDir, when set, receives a CPU profile of the collector per
+	// scenario (taken through the pprof extension during the load).
+	profileDir string
 }
 
 // row is one line of the report.
@@ -57,13 +60,14 @@ func main() {
 	out := flag.String("out", "", "directory to write benchmarks.md and the plots into (empty: print only)")
 	only := flag.String("run", "", "run only scenarios whose name matches this regular expression")
 	root := flag.String("root", "", "repository root (default: found from the working directory)")
+	profile := flag.String("profile", "", "directory to write a CPU profile of the collector per scenario into (go tool pprof)")
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
 		return
 	}
 	log.SetFlags(log.Ltime)
-	e := &env{short: *short, sweeps: map[string][]*row{}, started: time.Now(), loadStart: loadAvg()}
+	e := &env{short: *short, sweeps: map[string][]*row{}, started: time.Now(), loadStart: loadAvg(), profileDir: *profile}
 	var err error
 	if e.root, err = findRoot(*root); err != nil {
 		log.Fatal(err)
@@ -179,7 +183,10 @@ func (e *env) newCollector(name string, o colOpts) (*coll, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &coll{e: e, dir: dir, opts: o, ports: ports{collector.FreePort(), collector.FreePort(), collector.FreePort(), collector.FreePort()}}
+	c := &coll{e: e, dir: dir, opts: o, ports: ports{api: collector.FreePort(), health: collector.FreePort(), otlp: collector.FreePort(), telemetry: collector.FreePort()}}
+	if e.profileDir != "" {
+		c.ports.pprof = collector.FreePort()
+	}
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(o.yaml(c.ports)), 0o644); err != nil {
 		return nil, err
 	}
@@ -311,8 +318,12 @@ func (e *env) scenario(name string, o colOpts, loads []load, check func(rows []*
 		return nil
 	}
 	s := collector.Sample(c.proc.Pid(), 250*time.Millisecond)
+	prof := e.profile(c, name, loads)
 	res := runLoads(ctx, c, loads)
 	u := s.Stop()
+	if err := <-prof; err != nil {
+		log.Printf("    profile: %v", err)
+	}
 	rows := make([]*row, len(loads))
 	ledger := loadgen.NewLedger()
 	for i, r := range res {
@@ -335,6 +346,53 @@ func (e *env) scenario(name string, o colOpts, loads []load, check func(rows []*
 		e.add(r)
 	}
 	return rows
+}
+
+// profile takes a CPU profile of the collector over the middle of the first
+// load's duration, in the background, when -profile is set.
+func (e *env) profile(c *coll, name string, loads []load) <-chan error {
+	done := make(chan error, 1)
+	if e.profileDir == "" || c.ports.pprof == 0 {
+		done <- nil
+		return done
+	}
+	secs := int(loads[0].cfg.Duration.Seconds() / 2)
+	if secs < 1 {
+		secs = 1
+	}
+	file := filepath.Join(e.profileDir, safe(name+"-"+loads[0].target.Name())+".pprof")
+	go func() {
+		time.Sleep(loads[0].cfg.Duration / 4)
+		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", c.ports.pprof, secs)
+		resp, err := http.Get(url)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("%s: %s", url, resp.Status)
+			return
+		}
+		if err := os.MkdirAll(e.profileDir, 0o755); err != nil {
+			done <- err
+			return
+		}
+		f, err := os.Create(file)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			log.Printf("    CPU profile: %s", file)
+		}
+		done <- err
+	}()
+	return done
 }
 
 // serveBare is the bare net/http ceiling: read the body, answer 200.
