@@ -378,10 +378,13 @@ func (p *aggProcessor) descFor(sc *scratch, prefix []byte, rm pmetric.ResourceMe
 }
 
 // appendResourceScope appends the canonical identity of a resource and scope.
+// The scope version is left out: it changes with every upgrade of the sender
+// (our receiver stamps the collector's version), and a late value arriving
+// after an upgrade must restate the window it belongs to, not start a new
+// one whose partial figure would overwrite the stored complete one.
 func appendResourceScope(b []byte, sc *scratch, rm pmetric.ResourceMetrics, sm pmetric.ScopeMetrics) []byte {
 	b, sc.kvs = appendMap(b, rm.Resource().Attributes(), nil, sc.kvs)
 	b = appendString(b, sm.Scope().Name())
-	b = appendString(b, sm.Scope().Version())
 	b, sc.kvs = appendMap(b, sm.Scope().Attributes(), nil, sc.kvs)
 	return b
 }

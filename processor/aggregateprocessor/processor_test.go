@@ -109,6 +109,35 @@ func TestAcknowledgedIsDurableWithoutShutdown(t *testing.T) {
 	assert.Equal(t, 3.0, r[0].value)
 }
 
+// TestUpgradeRestatesSameWindow: after an upgrade the receiver stamps a new
+// scope version; a late value for a closed window must restate that window
+// (complete figure), not open a second one whose partial figure would
+// overwrite the stored one downstream.
+func TestUpgradeRestatesSameWindow(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStorage()
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	withVersion := func(md pmetric.Metrics, v string) pmetric.Metrics {
+		sm := md.ResourceMetrics().At(0).ScopeMetrics().At(0)
+		sm.Scope().SetName(otelmap.ScopeName)
+		sm.Scope().SetVersion(v)
+		return md
+	}
+	clk := &clock{t: at}
+	p1 := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), clk, store)
+	require.NoError(t, p1.ConsumeMetrics(ctx, withVersion(sumBatch("m", at, "a", "a"), "1.0.0")))
+	clk.set(at.Add(2 * time.Hour))
+	require.NoError(t, p1.tick(ctx, clk.now()))
+
+	sink := new(consumertest.MetricsSink)
+	p2 := newTestProcessor(t, defaultCfg(), sink, clk, store)
+	require.NoError(t, p2.ConsumeMetrics(ctx, withVersion(sumBatch("m", at.Add(time.Minute), "a"), "1.1.0")))
+	require.NoError(t, p2.tick(ctx, clk.now()))
+	r := rows(sink.AllMetrics()...)
+	require.Len(t, r, 1)
+	assert.Equal(t, 3.0, r[0].value, "the restatement carries both versions' values")
+}
+
 // TestGroupCommit: concurrent ConsumeMetrics calls share storage batches.
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
