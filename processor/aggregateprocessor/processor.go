@@ -26,6 +26,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/processor/aggregateprocessor/internal/metadata"
 )
@@ -481,7 +482,7 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 		}
 	}
 
-	p.apply(sc)
+	p.apply(sc, figures.FromContext(ctx))
 	p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(len(sc.refs)))
 	if p.store != nil {
 		if err := p.store.wait(ctx); err != nil {
@@ -725,8 +726,9 @@ func (p *aggProcessor) unpin(sc *scratch) {
 // apply adds the resolved points to their windows and queues the windows
 // for the next group commit. Points are applied shard by shard (a stable
 // counting sort, so each window still takes its points in batch order), one
-// lock acquisition per shard.
-func (p *aggProcessor) apply(sc *scratch) {
+// lock acquisition per shard. When the caller asked for figures (slot not
+// nil), each window's state after its points is recorded there.
+func (p *aggProcessor) apply(sc *scratch, slot *figures.Slot) {
 	base := p.seq.Add(uint64(sc.points)) - uint64(sc.points)
 	var start [numShards + 1]int32
 	for i := range sc.refs {
@@ -757,6 +759,9 @@ func (p *aggProcessor) apply(sc *scratch) {
 			w := r.w
 			w.state.Add(r.v, r.wt, r.ts, base+uint64(r.pt)+1)
 			w.version++
+			if slot != nil {
+				slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: w.state})
+			}
 			if p.store != nil && !w.pending {
 				w.pending = true
 				p.store.enqueue(w)

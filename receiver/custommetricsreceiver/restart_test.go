@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage"
@@ -13,10 +14,12 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/otelcol"
+	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/custommetrics/bundle/extension/definitionsextension"
 	"github.com/custommetrics/bundle/internal/collectortest"
+	"github.com/custommetrics/bundle/processor/aggregateprocessor"
 )
 
 func restartFactories() (otelcol.Factories, error) {
@@ -28,10 +31,16 @@ func restartFactories() (otelcol.Factories, error) {
 	if f.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](definitionsextension.NewFactory(), filestorage.NewFactory()); err != nil {
 		return f, err
 	}
+	if f.Processors, err = otelcol.MakeFactoryMap[processor.Factory](aggregateprocessor.NewFactory()); err != nil {
+		return f, err
+	}
 	f.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](exportertest.NewNopFactory())
 	return f, err
 }
 
+// restartConfig runs the receiver alone (it keeps the returnValue aggregates
+// itself); restartAggregateConfig adds the aggregate processor with storage,
+// whose windows then answer returnValue.
 const restartConfig = `
 extensions:
   file_storage:
@@ -59,10 +68,23 @@ service:
       exporters: [nop]
 `
 
+var restartAggregateConfig = strings.Replace(strings.Replace(restartConfig, `exporters:
+  nop:`, `processors:
+  aggregate:
+    storage: file_storage
+exporters:
+  nop:`, 1), `      exporters: [nop]`, `      processors: [aggregate]
+      exporters: [nop]`, 1)
+
 // TestDefinitionsAndReturnValuesSurviveRestart runs the receiver in the real
 // Collector runtime with file_storage, restarts it on the same directory, and
 // finds every definition and returnValue figure again.
 func TestDefinitionsAndReturnValuesSurviveRestart(t *testing.T) {
+	t.Run("receiver alone", func(t *testing.T) { testRestart(t, restartConfig) })
+	t.Run("with the aggregate processor", func(t *testing.T) { testRestart(t, restartAggregateConfig) })
+}
+
+func testRestart(t *testing.T, restartConfig string) {
 	addr := collectortest.FreeAddr(t)
 	t.Setenv("RECEIVER_ADDR", addr)
 	t.Setenv("DATA_DIR", filepath.Join(t.TempDir(), "storage"))
@@ -121,4 +143,28 @@ func TestDefinitionsAndReturnValuesSurviveRestart(t *testing.T) {
 	resp = ts.do(http.MethodGet, "/api/deploymentmetrics/custom", "", master...)
 	require.Equal(t, http.StatusOK, resp.status)
 	assert.Contains(t, string(resp.body), `"metrics":[{"bla":"3"}]`)
+}
+
+// TestReturnValueIsTheAggregateProcessorsWindow: with the aggregate processor
+// in the pipeline, returnValue answers from its windows (here in a time zone
+// the receiver knows nothing about), so the figure a client reads back is
+// the figure the processor emits and stores.
+func TestReturnValueIsTheAggregateProcessorsWindow(t *testing.T) {
+	addr := collectortest.FreeAddr(t)
+	t.Setenv("RECEIVER_ADDR", addr)
+	t.Setenv("DATA_DIR", filepath.Join(t.TempDir(), "storage"))
+	ts := &testServer{t: t, base: "http://" + addr}
+	cfg := strings.Replace(restartAggregateConfig, "    storage: file_storage\nexporters:", "    storage: file_storage\n    time_zone: Asia/Kolkata\nexporters:", 1)
+	require.Contains(t, cfg, "Asia/Kolkata")
+	collectortest.Start(t, restartFactories, cfg)
+	createDocMetrics(t, ts)
+	// tasksCompleted is a Daily Sum: 14:44Z is 20:14 in Kolkata (UTC+5:30),
+	// whose day starts at 18:30Z the day before.
+	resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2","date":"2018-01-19T14:44:00Z"}`)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	assert.JSONEq(t, `{"value":2,"date":"2018-01-18T18:30:00Z"}`, string(resp.body))
+	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"3","date":"2018-01-19T18:29:00Z"}`)
+	assert.JSONEq(t, `{"value":5,"date":"2018-01-18T18:30:00Z"}`, string(resp.body))
+	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"4","date":"2018-01-19T18:30:00Z"}`)
+	assert.JSONEq(t, `{"value":4,"date":"2018-01-19T18:30:00Z"}`, string(resp.body))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/windowstore"
@@ -256,7 +257,8 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		Key: p.Name, Value: p.Value, Time: pcommon.NewTimestampFromTime(p.Date), Weight: p.Weight, HasWeight: p.HasWeight,
 	})
 	md, n := batch.Metrics()
-	if err := a.r.consume(r.Context(), apiThreatConnect, md, n); err != nil {
+	ctx, slot := figures.NewContext(r.Context())
+	if err := a.r.consume(ctx, apiThreatConnect, md, n); err != nil {
 		status, msg := refusal(err)
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", retryAfterSeconds)
@@ -266,12 +268,21 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 	}
 
 	// The pipeline has the value: from here on the answer is a success. The
-	// running aggregate behind returnValue is updated for every value, asked or not.
+	// running aggregate behind returnValue is the aggregate processor's
+	// window, reported back through the slot; without an aggregate processor
+	// on a synchronous path the receiver keeps it itself, for every value,
+	// asked or not.
 	iv, _ := calendar.ParseInterval(m.Interval)
-	series := windowstore.Series{Tenant: tenant, Metric: strconv.FormatInt(m.ID, 10), Key: p.Name}
-	state, start, err := a.windows.Add(r.Context(), series, iv, p.Date.UnixNano(), p.Value, p.Weight)
-	if err != nil {
-		a.r.settings.Logger.Error("Updating the returnValue aggregate failed; the value itself was accepted", zap.String("metric", m.Name), zap.Error(err))
+	var state aggregation.State
+	var start int64
+	if f, ok := slot.Find(m.Name, iv); ok {
+		state, start = f.State, f.Start
+	} else {
+		series := windowstore.Series{Tenant: tenant, Metric: strconv.FormatInt(m.ID, 10), Key: p.Name}
+		var err error
+		if state, start, err = a.windows.Add(r.Context(), series, iv, p.Date.UnixNano(), p.Value, p.Weight); err != nil {
+			a.r.settings.Logger.Error("Updating the returnValue aggregate failed; the value itself was accepted", zap.String("metric", m.Name), zap.Error(err))
+		}
 	}
 	if !returnValue {
 		// ThreatConnect answers a plain data POST with 204 and no body.
