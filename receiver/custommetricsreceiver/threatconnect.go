@@ -13,8 +13,8 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
-	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/windowstore"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
