@@ -17,6 +17,7 @@ const (
 	defaultAllowedLateness  = 30 * time.Second
 	defaultCheckInterval    = time.Second
 	defaultMaxSeriesWindows = 1_000_000
+	defaultCommitDelay      = 1 * time.Millisecond
 	defaultAppIDAttribute   = "app.id"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 	// Storage is the ID of a storage extension (e.g. file_storage) that keeps
 	// window states durable. Without it state is in memory only.
 	Storage *component.ID `mapstructure:"storage"`
+	// CommitDelay is how long a group commit waits for more callers before
+	// it writes, when the previous commit was shared by several callers
+	// (a lone caller never waits). Default 1ms; 0 = never wait.
+	CommitDelay time.Duration `mapstructure:"commit_delay"`
 	// MaxSeriesWindows bounds the series-windows held in memory. Default 1,000,000.
 	MaxSeriesWindows int `mapstructure:"max_series_windows"`
 	// RestatementRetention is how long after its end a window can still be
@@ -103,6 +108,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxSeriesWindows <= 0 {
 		errs = append(errs, errors.New("max_series_windows must be positive"))
+	}
+	if cfg.CommitDelay < 0 || cfg.CommitDelay > time.Second {
+		errs = append(errs, errors.New("commit_delay must be between 0 and 1s"))
 	}
 	if cfg.RestatementRetention < 0 {
 		errs = append(errs, errors.New("restatement_retention must not be negative (0 = forever)"))

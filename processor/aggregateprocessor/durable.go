@@ -144,8 +144,9 @@ func decodeRecord(b []byte) (record, error) {
 // gen is one group commit: everyone who queued windows before the committer
 // took the generation waits on done.
 type gen struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	waiters int // callers waiting on it (guarded by durable.mu)
 }
 
 type durable struct {
@@ -155,6 +156,9 @@ type durable struct {
 	mu      sync.Mutex
 	pending []*window
 	cur     *gen
+	// shared says the last commit had several waiters: the next one waits
+	// commit_delay for more (PostgreSQL's commit_delay/commit_siblings).
+	shared bool
 
 	kickCh chan struct{}
 	stopCh chan struct{}
@@ -192,6 +196,7 @@ func (d *durable) kick() {
 func (d *durable) wait(ctx context.Context) error {
 	d.mu.Lock()
 	g := d.cur
+	g.waiters++
 	d.mu.Unlock()
 	d.kick()
 	select {
@@ -207,6 +212,14 @@ func (d *durable) run() {
 	for {
 		select {
 		case <-d.kickCh:
+			// Under concurrency, a short wait lets the callers arriving
+			// meanwhile share this write instead of paying for the next.
+			if delay := d.p.cfg.CommitDelay; delay > 0 && d.shared {
+				select {
+				case <-time.After(delay):
+				case <-d.stopCh:
+				}
+			}
 			d.commit()
 		case <-d.stopCh:
 			for d.commit() {
@@ -224,6 +237,7 @@ func (d *durable) commit() bool {
 	d.pending = d.spare[:0]
 	g := d.cur
 	d.cur = &gen{done: make(chan struct{})}
+	d.shared = g.waiters > 1
 	d.mu.Unlock()
 	if len(list) == 0 {
 		close(g.done)

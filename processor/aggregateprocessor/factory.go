@@ -24,6 +24,7 @@ func createDefaultConfig() component.Config {
 		AllowedLateness:  defaultAllowedLateness,
 		CheckInterval:    defaultCheckInterval,
 		MaxSeriesWindows: defaultMaxSeriesWindows,
+		CommitDelay:      defaultCommitDelay,
 		Embrace:          EmbraceConfig{AppIDAttribute: defaultAppIDAttribute},
 	}
 }
