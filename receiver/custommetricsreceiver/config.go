@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/config/configopaque"
 
 	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
+
+	"github.com/custommetrics/bundle/internal/calendar"
 )
 
 // Config defines the configuration of the custommetrics receiver.
@@ -150,6 +152,9 @@ type LaunchDarklyEventsConfig struct {
 	Path string `mapstructure:"path"`
 	// SDKKeys are accepted as "Authorization: <sdk key>"; each belongs to one project.
 	SDKKeys []LaunchDarklySDKKey `mapstructure:"sdk_keys"`
+	// Interval is the calendar interval the events' values are aggregated
+	// in (LaunchDarkly metrics have none of their own). Default hour.
+	Interval calendar.Interval `mapstructure:"interval"`
 }
 
 // LaunchDarklySDKKey is a server-side SDK key and the project whose metrics its events feed.
@@ -260,6 +265,9 @@ func (c LaunchDarklyConfig) validate() []error {
 		errs = append(errs, fmt.Errorf("launchdarkly::events::path %q must start with '/' and not end with '/'", c.Events.Path))
 	}
 	seen := map[configopaque.String]bool{}
+	if c.Events.Enabled && !c.Events.Interval.Valid() {
+		errs = append(errs, errors.New("launchdarkly::events::interval must be one of 5m, hour, day, week, month, year"))
+	}
 	for i, k := range c.Events.SDKKeys {
 		if k.Key == "" {
 			errs = append(errs, fmt.Errorf("launchdarkly::events::sdk_keys[%d]::key must not be empty", i))

@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/custommetrics/bundle/receiver/custommetricsreceiver/internal/metadata"
+
+	"github.com/custommetrics/bundle/internal/calendar"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -49,6 +51,7 @@ func TestLoadConfig(t *testing.T) {
 	}
 	full.LaunchDarkly.RateLimitPerMinute = 300
 	full.LaunchDarkly.Events.Path = "/ld/events"
+	full.LaunchDarkly.Events.Interval = calendar.Day
 	full.LaunchDarkly.Events.SDKKeys = []LaunchDarklySDKKey{{Key: "${env:LD_SDK_KEY}", Tenant: "org-a", Project: "web"}}
 	full.Embrace.PathPrefix = "/embrace"
 	full.Embrace.Tokens = []EmbraceToken{
@@ -116,6 +119,7 @@ func TestDefaultConfigListensOnLoopbackOnly(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8181", cfg.ServerConfig.NetAddr.Endpoint)
 	assert.True(t, cfg.LaunchDarkly.Enabled)
 	assert.Equal(t, "/launchdarkly/events", cfg.LaunchDarkly.Events.Path)
+	assert.Equal(t, calendar.Hour, cfg.LaunchDarkly.Events.Interval)
 	assert.True(t, cfg.Embrace.Enabled)
 	assert.Equal(t, []EmbraceBaseMetric{{Name: "sessions_total", Attributes: []string{"app_version", "os_version"}}}, cfg.Embrace.BaseMetrics, "the Embrace document's table")
 }

@@ -2,6 +2,7 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 
 import (
 	"context"
+	"github.com/custommetrics/bundle/internal/calendar"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -57,7 +58,7 @@ func createDefaultConfig() component.Config {
 		BigFix:        BigFixConfig{APIConfig: APIConfig{Enabled: true}},
 		LaunchDarkly: LaunchDarklyConfig{
 			APIConfig: APIConfig{Enabled: true},
-			Events:    LaunchDarklyEventsConfig{Enabled: true, Path: defaultLaunchDarklyEventsPath},
+			Events:    LaunchDarklyEventsConfig{Enabled: true, Path: defaultLaunchDarklyEventsPath, Interval: calendar.Hour},
 		},
 		Embrace: EmbraceConfig{APIConfig: APIConfig{Enabled: true}, BaseMetrics: defaultEmbraceBaseMetrics()},
 	}

@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
 )
@@ -87,7 +88,7 @@ func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 			if m.Numeric() && m.Unit != nil {
 				unit = *m.Unit
 			}
-			batch.Add(m.Key, unit, ldDefinition(m), values[i]...)
+			batch.Add(m.Key, unit, ldDefinition(m, a.cfg.Events.Interval), values[i]...)
 		}
 	}
 	md, n := batch.Metrics()
@@ -143,16 +144,18 @@ func eventValue(m ld.Metric, e ld.Event) (float64, bool) {
 	return 0, false
 }
 
-// ldDefinition maps a metric to how its values are aggregated: numeric
-// metrics average (or sum, per unitAggregationType) their values; conversions,
-// page views and clicks count, as delta sums of 1.
-func ldDefinition(m ld.Metric) otelmap.Definition {
+// ldDefinition maps a metric to how its values are aggregated, in windows
+// of iv: numeric metrics average (or sum, per unitAggregationType) their
+// values; conversions, page views and clicks count, as delta sums of 1.
+// Aggregating matters beyond the figure: raw points of one series with the
+// same millisecond timestamp would collapse into one in storage.
+func ldDefinition(m ld.Metric, iv calendar.Interval) otelmap.Definition {
 	if m.Numeric() {
 		agg := ld.AggregationAverage
 		if m.UnitAggregationType != nil {
 			agg = *m.UnitAggregationType
 		}
-		return otelmap.Definition{Aggregation: agg}
+		return otelmap.Definition{Aggregation: agg, Interval: iv.String()}
 	}
-	return otelmap.Definition{Aggregation: "sum", DeltaSum: true}
+	return otelmap.Definition{Aggregation: "sum", Interval: iv.String(), DeltaSum: true}
 }

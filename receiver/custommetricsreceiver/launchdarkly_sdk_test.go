@@ -106,7 +106,7 @@ func TestLaunchDarklyGoSDKTrack(t *testing.T) {
 	assert.Equal(t, 12.5, rev.dp.DoubleValue())
 	assert.Equal(t, "USD", rev.metric.Unit())
 	assert.Equal(t, pmetric.MetricTypeGauge, rev.metric.Type())
-	assert.Equal(t, map[string]any{otelmap.MetaAggregation: "average", otelmap.MetaKeyed: false}, rev.metric.Metadata().AsRaw())
+	assert.Equal(t, map[string]any{otelmap.MetaAggregation: "average", otelmap.MetaInterval: "hour", otelmap.MetaKeyed: false}, rev.metric.Metadata().AsRaw(), "aggregated in events::interval windows (default hour)")
 	assert.Len(t, got["any-purchase"], 2, "a conversion metric counts every purchase event")
 	assert.Len(t, got, 3, "nothing else: no values for the other project or unknown events")
 	assert.Len(t, ts.sink.AllMetrics(), 1, "one payload, one batch")
