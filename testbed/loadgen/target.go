@@ -24,7 +24,7 @@ type Request struct {
 // requests up front (a pool indexed by sequence number) so that the
 // generator's own cost per request stays small and equal for every API.
 //
-// To add an API (LaunchDarkly SDK events, Embrace), implement Target: Setup
+// To add an API, implement Target: Setup
 // creates whatever definitions the API needs through the API itself, and
 // Request returns the n-th request with the values it carries.
 type Target interface {

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"strings"
+
+	"github.com/custommetrics/bundle/testbed/loadgen"
 )
 
 // ports are the loopback ports of one collector (fresh per scenario, so the
@@ -62,6 +64,17 @@ receivers:
 	for i := 1; i <= sleuthSources; i++ {
 		w("        - id: %d\n          metric: tb_sleuth_%d\n", i, i)
 	}
+	// LaunchDarkly SDK events and Embrace definitions (testbed/loadgen/definitions.go).
+	w(`    launchdarkly:
+      events:
+        sdk_keys:
+          - key: %s
+            project: %s
+    embrace:
+      base_metrics:
+        - name: %s
+          attributes: [key, os]
+`, loadgen.LaunchDarklySDKKey, loadgen.LaunchDarklyProject, loadgen.EmbraceBaseMetric)
 	w(`  otlp:
     protocols:
       http:
@@ -81,7 +94,11 @@ processors:
       - regexp: "tb_(sleuth|otlp)_.*"
         aggregation: sum
         intervals: [day]
-`)
+      - name: %s
+        aggregation: sum
+        intervals: [day]
+    definitions: definitions
+`, loadgen.EmbraceBaseMetric)
 	if o.durable {
 		w("    storage: file_storage\n")
 	}

@@ -30,8 +30,20 @@ func (e *env) shortSet() {
 		e.sweeps["bare-net/http"] = append(e.sweeps["bare-net/http"], r)
 		e.add(r)
 	}
+	e.definitionAPIs(8 * time.Second)
 	e.malformed(15 * time.Second)
 	e.kill9(24*time.Second, 2000)
+}
+
+// definitionAPIs drives the two APIs whose values come from elsewhere, at
+// once: LaunchDarkly (metrics created through its metrics API, values as SDK
+// analytics events) and Embrace (derived metrics created through its API,
+// values as OTLP points of the base metric, a third filtered out).
+func (e *env) definitionAPIs(d time.Duration) {
+	e.scenario("launchdarkly+embrace", colOpts{}, []load{
+		{target: loadgen.LaunchDarkly(loadgen.Spread{Metrics: 4}, 1), cfg: loadgen.Config{Conns: 32, Duration: d}},
+		{target: loadgen.Embrace(loadgen.Spread{Metrics: 2, Keys: 8}, 1), otlp: true, cfg: loadgen.Config{Conns: 32, Duration: d}},
+	}, nil)
 }
 
 // fullSet is everything `make testbed` runs.
@@ -56,6 +68,9 @@ func (e *env) fullSet() {
 	e.steady("steady", "otlp-proto", loadgen.OTLP(loadgen.Spread{Metrics: 4}, loadgen.OTLPProto, 1), true, 0, d)
 	e.steady("steady-10pts", "otlp-json", loadgen.OTLP(loadgen.Spread{Metrics: 4, Keys: 10}, loadgen.OTLPJSON, 10), true, 0, d)
 	e.steady("steady-10pts", "otlp-proto", loadgen.OTLP(loadgen.Spread{Metrics: 4, Keys: 10}, loadgen.OTLPProto, 10), true, 0, d)
+	e.steady("steady", "launchdarkly-sdk", loadgen.LaunchDarkly(loadgen.Spread{Metrics: 4}, 1), false, 0, d)
+	e.steady("steady", "embrace-otlp", loadgen.Embrace(loadgen.Spread{Metrics: 2, Keys: 8}, 1), true, 0, d)
+	e.definitionAPIs(d)
 	e.scenario("steady-durable", colOpts{durable: true}, []load{{target: tc(loadgen.Spread{Metrics: 4}), cfg: loadgen.Config{Conns: maxConns, Duration: d}}}, nil)
 
 	// Mixed load: all APIs at once.
@@ -65,6 +80,8 @@ func (e *env) fullSet() {
 		{target: loadgen.Sleuth(loadgen.Spread{Metrics: sleuthSources}), cfg: loadgen.Config{Conns: 8, Duration: 15 * time.Second}},
 		{target: loadgen.BigFix(loadgen.Spread{Metrics: 16}), cfg: loadgen.Config{Conns: 8, Duration: 15 * time.Second}},
 		{target: loadgen.OTLP(loadgen.Spread{Metrics: 4}, loadgen.OTLPJSON, 1), otlp: true, cfg: loadgen.Config{Conns: 8, Duration: 15 * time.Second}},
+		{target: loadgen.LaunchDarkly(loadgen.Spread{Metrics: 2}, 1), cfg: loadgen.Config{Conns: 8, Duration: 15 * time.Second}},
+		{target: loadgen.Embrace(loadgen.Spread{Metrics: 2, Keys: 8}, 1), otlp: true, cfg: loadgen.Config{Conns: 8, Duration: 15 * time.Second}},
 	}, nil)
 
 	// 100k distinct keyed series, each sent once, then once more (restating every window).
