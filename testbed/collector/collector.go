@@ -47,6 +47,8 @@ type Process struct {
 	Args []string
 	Dir  string // working directory
 	Log  string // file receiving stdout and stderr
+	// Env is added to the testbed's own environment (e.g. GOMEMLIMIT=...).
+	Env []string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -60,6 +62,9 @@ func (p *Process) Start() error {
 		return err
 	}
 	p.cmd = exec.Command(p.Bin, p.Args...)
+	if len(p.Env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.Env...)
+	}
 	p.cmd.Dir = p.Dir
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {

@@ -24,6 +24,8 @@ type colOpts struct {
 	readHeaderTimeout, readTimeout string
 	// pgDSN, when set, stores in PostgreSQL instead of SQLite.
 	pgDSN string
+	// env is added to the collector's environment (e.g. GOMEMLIMIT).
+	env []string
 }
 
 // sleuthSources is the number of Sleuth impact sources the configuration maps.

@@ -203,7 +203,7 @@ func safe(s string) string {
 }
 
 func (c *coll) start() error {
-	c.proc = &collector.Process{Bin: c.e.bin, Args: []string{"--config", "config.yaml"}, Dir: c.dir, Log: filepath.Join(c.dir, "collector.log")}
+	c.proc = &collector.Process{Bin: c.e.bin, Args: []string{"--config", "config.yaml"}, Dir: c.dir, Log: filepath.Join(c.dir, "collector.log"), Env: c.opts.env}
 	if err := c.proc.Start(); err != nil {
 		return err
 	}
@@ -324,6 +324,9 @@ func (e *env) scenario(name string, o colOpts, loads []load, check func(rows []*
 	if err := <-prof; err != nil {
 		log.Printf("    profile: %v", err)
 	}
+	if err := e.heapProfile(c, name, loads); err != nil {
+		log.Printf("    heap profile: %v", err)
+	}
 	rows := make([]*row, len(loads))
 	ledger := loadgen.NewLedger()
 	for i, r := range res {
@@ -363,36 +366,46 @@ func (e *env) profile(c *coll, name string, loads []load) <-chan error {
 	file := filepath.Join(e.profileDir, safe(name+"-"+loads[0].target.Name())+".pprof")
 	go func() {
 		time.Sleep(loads[0].cfg.Duration / 4)
-		url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", c.ports.pprof, secs)
-		resp, err := http.Get(url)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			done <- fmt.Errorf("%s: %s", url, resp.Status)
-			return
-		}
-		if err := os.MkdirAll(e.profileDir, 0o755); err != nil {
-			done <- err
-			return
-		}
-		f, err := os.Create(file)
-		if err != nil {
-			done <- err
-			return
-		}
-		_, err = io.Copy(f, resp.Body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			log.Printf("    CPU profile: %s", file)
-		}
-		done <- err
+		done <- fetchTo(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", c.ports.pprof, secs), file)
 	}()
 	return done
+}
+
+// fetchTo saves the body of a GET of url to file.
+func fetchTo(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		log.Printf("    profile: %s", file)
+	}
+	return err
+}
+
+// heapProfile saves the collector's heap profile at the end of the load,
+// when -profile is set.
+func (e *env) heapProfile(c *coll, name string, loads []load) error {
+	if e.profileDir == "" || c.ports.pprof == 0 {
+		return nil
+	}
+	return fetchTo(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", c.ports.pprof),
+		filepath.Join(e.profileDir, safe(name+"-"+loads[0].target.Name())+".heap.pprof"))
 }
 
 // serveBare is the bare net/http ceiling: read the body, answer 200.

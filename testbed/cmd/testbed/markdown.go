@@ -66,6 +66,16 @@ func (e *env) maxRow(target string) *row {
 	return nil
 }
 
+// scenarioRow returns the first row of a scenario.
+func (e *env) scenarioRow(name string) *row {
+	for _, r := range e.rows {
+		if r.Scenario == name {
+			return r
+		}
+	}
+	return nil
+}
+
 func lossCell(r *row) string {
 	switch {
 	case r.Loss == nil:
@@ -119,6 +129,16 @@ func (e *env) markdown(out string) string {
 		if bareMax != nil && bareMax.Res != nil && bareMax.Res.ReqPerSec() > 0 {
 			ratio := tcr / bareMax.Res.ReqPerSec()
 			w("| ≥ 0.5 of the bare net/http ceiling | %.0f vs %.0f req/s = **%.2f** | %s |\n", tcr, bareMax.Res.ReqPerSec(), ratio, yes(ratio >= 0.5))
+		}
+		if d := e.scenarioRow("steady-durable"); d != nil && d.Res != nil {
+			w("| the same with the shipped config's durability (`aggregate.storage` and the sql sending queue in `file_storage`) | %.0f req/s (%.2f× the in-memory pipeline), loss %s | %s |\n",
+				d.Res.ReqPerSec(), d.Res.ReqPerSec()/tcr, lossCell(d), yes(d.Res.ReqPerSec() >= 20000 && d.Loss != nil && d.Loss.OK()))
+		}
+		for _, name := range []string{"100k-series", "100k-series-gomemlimit"} {
+			if r := e.scenarioRow(name); r != nil && r.Res != nil {
+				rss := float64(r.Usage.RSSMax) / (1 << 20)
+				w("| RSS ≤ 256 MiB with 100k keyed series (`%s`) | %.0f MiB, %.0f req/s, loss %s | %s |\n", name, rss, r.Res.ReqPerSec(), lossCell(r), yes(rss <= 256 && r.Loss != nil && r.Loss.OK()))
+			}
 		}
 		w("\nThe targets are reported, not asserted: the figures depend on the machine.\n\n")
 	}
