@@ -12,7 +12,6 @@ package windowstore // import "github.com/custommetrics/bundle/internal/windowst
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/groupcommit"
 )
 
 // Backend persists opaque documents by key (a Collector storage client satisfies it).
@@ -63,20 +63,11 @@ type Store struct {
 	seq     uint64
 	windows map[windowKey]*entry
 
-	// Group commit: Adds queue their window here and wait for the committer,
-	// which writes everything queued in one round.
+	// Group commit: Adds queue their window here and wait for the
+	// committer, which writes everything queued in one round.
 	pmu     sync.Mutex
 	pending map[windowKey]*entry
-	round   *round
-	kick    chan struct{}
-	stop    chan struct{}
-	stopped sync.WaitGroup
-	once    sync.Once
-}
-
-type round struct {
-	done chan struct{}
-	err  error
+	commits *groupcommit.Committer
 }
 
 type entry struct {
@@ -87,11 +78,9 @@ type entry struct {
 
 // New returns a Store persisted through backend, with windows of cal.
 func New(backend Backend, cal *calendar.Calendar) *Store {
-	return &Store{
-		backend: backend, cal: cal, windows: map[windowKey]*entry{},
-		pending: map[windowKey]*entry{}, round: &round{done: make(chan struct{})},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}),
-	}
+	s := &Store{backend: backend, cal: cal, windows: map[windowKey]*entry{}, pending: map[windowKey]*entry{}}
+	s.commits = groupcommit.New(s.flush, 0)
+	return s
 }
 
 // Add adds value v with weight w at tsNanos to the series' window of interval
@@ -142,49 +131,20 @@ func (s *Store) Add(ctx context.Context, series Series, iv calendar.Interval, ts
 
 // persist queues the window for the next commit round and waits for it.
 func (s *Store) persist(ctx context.Context, k windowKey, e *entry) error {
-	s.once.Do(func() {
-		s.stopped.Add(1)
-		go s.commitLoop()
-	})
 	s.pmu.Lock()
 	s.pending[k] = e
-	r := s.round
 	s.pmu.Unlock()
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.stop:
-		return errors.New("store closed")
-	}
+	return s.commits.Wait(ctx)
 }
 
-func (s *Store) commitLoop() {
-	defer s.stopped.Done()
-	for {
-		select {
-		case <-s.kick:
-		case <-s.stop:
-			return
-		}
-		s.commit()
-	}
-}
-
-// commit writes every queued window in one round and releases its waiters.
-func (s *Store) commit() {
+// flush writes every queued window in one round (groupcommit.Flush).
+func (s *Store) flush() (int, error) {
 	s.pmu.Lock()
-	batch, r := s.pending, s.round
-	s.pending, s.round = map[windowKey]*entry{}, &round{done: make(chan struct{})}
+	batch := s.pending
+	s.pending = map[windowKey]*entry{}
 	s.pmu.Unlock()
 	if len(batch) == 0 {
-		close(r.done)
-		return
+		return 0, nil
 	}
 	ops := make([]*storage.Operation, 0, len(batch))
 	for k, e := range batch {
@@ -195,25 +155,15 @@ func (s *Store) commit() {
 	// The round's requests may be gone; the write still belongs to the values they added.
 	ctx := context.Background()
 	if b, ok := s.backend.(batcher); ok {
-		r.err = b.Batch(ctx, ops...)
-	} else {
-		for _, op := range ops {
-			if err := s.backend.Set(ctx, op.Key, op.Value); err != nil {
-				r.err = err
-				break
-			}
+		return len(ops), b.Batch(ctx, ops...)
+	}
+	for _, op := range ops {
+		if err := s.backend.Set(ctx, op.Key, op.Value); err != nil {
+			return len(ops), err
 		}
 	}
-	close(r.done)
+	return len(ops), nil
 }
 
-// Close stops the committer; Adds after Close fail.
-func (s *Store) Close() {
-	s.once.Do(func() {}) // no committer may start after Close
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
-	s.stopped.Wait()
-}
+// Close writes what is queued and stops the committer; Adds after Close fail.
+func (s *Store) Close() { s.commits.Close() }

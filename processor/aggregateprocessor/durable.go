@@ -20,7 +20,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
-
+	"github.com/custommetrics/bundle/internal/groupcommit"
 	"github.com/custommetrics/bundle/internal/storageclient"
 )
 
@@ -141,39 +141,21 @@ func decodeRecord(b []byte) (record, error) {
 	return r, nil
 }
 
-// gen is one group commit: everyone who queued windows before the committer
-// took the generation waits on done.
-type gen struct {
-	done    chan struct{}
-	err     error
-	waiters int // callers waiting on it (guarded by durable.mu)
-}
-
 type durable struct {
 	p      *aggProcessor
 	client storage.Client
 
 	mu      sync.Mutex
 	pending []*window
-	cur     *gen
-	// shared says the last commit had several waiters: the next one waits
-	// commit_delay for more (PostgreSQL's commit_delay/commit_siblings).
-	shared bool
-
-	kickCh chan struct{}
-	stopCh chan struct{}
-	done   chan struct{}
-	spare  []*window
+	spare   []*window // the previous round's slice, reused (committer only)
+	commits *groupcommit.Committer
 }
 
 func newDurable(p *aggProcessor, client storage.Client) *durable {
-	return &durable{
-		p: p, client: client, cur: &gen{done: make(chan struct{})},
-		kickCh: make(chan struct{}, 1), stopCh: make(chan struct{}), done: make(chan struct{}),
-	}
+	d := &durable{p: p, client: client}
+	d.commits = groupcommit.New(d.flush, p.cfg.CommitDelay)
+	return d
 }
-
-func (d *durable) start() { go d.run() }
 
 // enqueue queues w for the next commit. The caller holds w's shard lock and
 // has set w.pending (lock order: shard, then d.mu).
@@ -183,66 +165,22 @@ func (d *durable) enqueue(w *window) {
 	d.mu.Unlock()
 }
 
-func (d *durable) kick() {
-	select {
-	case d.kickCh <- struct{}{}:
-	default:
-	}
-}
+// kick asks for a commit without waiting for it.
+func (d *durable) kick() { d.commits.Kick() }
 
-// wait returns when every window queued before the call is written. Windows
-// queued by the caller are in the current generation or an earlier one, and
-// generations complete in order.
-func (d *durable) wait(ctx context.Context) error {
-	d.mu.Lock()
-	g := d.cur
-	g.waiters++
-	d.mu.Unlock()
-	d.kick()
-	select {
-	case <-g.done:
-		return g.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+// wait returns when every window queued before the call is written.
+func (d *durable) wait(ctx context.Context) error { return d.commits.Wait(ctx) }
 
-func (d *durable) run() {
-	defer close(d.done)
-	for {
-		select {
-		case <-d.kickCh:
-			// Under concurrency, a short wait lets the callers arriving
-			// meanwhile share this write instead of paying for the next.
-			if delay := d.p.cfg.CommitDelay; delay > 0 && d.shared {
-				select {
-				case <-time.After(delay):
-				case <-d.stopCh:
-				}
-			}
-			d.commit()
-		case <-d.stopCh:
-			for d.commit() {
-			}
-			return
-		}
-	}
-}
-
-// commit writes the pending windows in one storage Batch and releases the
-// generation's waiters. It reports whether it wrote anything successfully.
-func (d *durable) commit() bool {
+// flush writes the pending windows in one storage Batch (groupcommit.Flush).
+// Windows that fail to be written stay queued for the next round.
+func (d *durable) flush() (int, error) {
 	d.mu.Lock()
 	list := d.pending
 	d.pending = d.spare[:0]
-	g := d.cur
-	d.cur = &gen{done: make(chan struct{})}
-	d.shared = g.waiters > 1
 	d.mu.Unlock()
 	if len(list) == 0 {
-		close(g.done)
 		d.spare = list
-		return false
+		return 0, nil
 	}
 	ops := make([]*storage.Operation, len(list))
 	vers := make([]uint32, len(list))
@@ -276,23 +214,25 @@ func (d *durable) commit() bool {
 		sh.mu.Unlock()
 	}
 	ctx := context.Background()
+	n := len(list)
 	if err == nil {
 		d.p.tel.ProcessorAggregateCommits.Add(ctx, 1)
-		d.p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(len(list)))
+		d.p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(n))
 	} else {
-		err = fmt.Errorf("writing %d window states to storage: %w", len(list), err)
+		err = fmt.Errorf("writing %d window states to storage: %w", n, err)
 		d.p.logger.Error("Group commit failed; the windows stay queued for the next commit", zap.Error(err))
 	}
-	g.err = err
-	close(g.done)
 	clear(list)
 	d.spare = list[:0]
-	return err == nil
+	return n, err
 }
 
+// halt writes what is queued and stops the committer, leaving the client
+// open (Shutdown closes it; tests use halt alone to play a kill -9).
+func (d *durable) halt() { d.commits.Close() }
+
 func (d *durable) stop(ctx context.Context) error {
-	close(d.stopCh)
-	<-d.done
+	d.halt()
 	return d.client.Close(ctx)
 }
 

@@ -45,11 +45,9 @@ func newTestProcessor(t testing.TB, cfg *Config, next consumer.Metrics, clk *clo
 	if client != nil {
 		p.store = newDurable(p, client)
 		require.NoError(t, p.store.load(context.Background()))
-		p.store.start()
 		t.Cleanup(func() {
 			if p.store != nil {
-				close(p.store.stopCh)
-				<-p.store.done
+				p.store.halt()
 				p.store = nil
 			}
 		})

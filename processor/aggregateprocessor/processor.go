@@ -251,7 +251,6 @@ func (p *aggProcessor) Start(ctx context.Context, host component.Host) error {
 			p.store = nil
 			return err
 		}
-		p.store.start()
 	}
 	p.stopTicker = make(chan struct{})
 	p.tickerDone = make(chan struct{})

@@ -147,8 +147,7 @@ func TestPropertyLastEmissionEqualsNaiveRecompute(t *testing.T) {
 				}
 				if withStorage && rng.IntN(8) == 0 {
 					// kill -9: no Shutdown; a new processor on the same storage.
-					close(p.store.stopCh)
-					<-p.store.done
+					p.store.halt()
 					p.store = nil
 					p = newP()
 				}
