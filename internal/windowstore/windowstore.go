@@ -1,13 +1,14 @@
 // Package windowstore keeps durable running aggregates per series and calendar
-// window: the figures behind ThreatConnect's ?returnValue=true. Windows and
+// window: the figures behind ThreatConnect's ?returnValue=true when no
+// aggregate processor reports them (see internal/figures). Windows and
 // aggregation come from internal/calendar and internal/aggregation, the same
 // code the aggregate processor uses, so both report the same figure.
 //
 // Every Add writes the window's whole state through to the backend before it
 // returns, so a figure survives a restart; a failed write is healed by the
 // next successful write of the same window (the state in memory is the truth).
-// Writes are group-committed: concurrent Adds share one write round, so the
-// cost of durability is paid per round, not per value.
+// Writes are group-committed (internal/groupcommit): concurrent Adds share one
+// write round, so the cost of durability is paid per round, not per value.
 package windowstore // import "github.com/custommetrics/bundle/internal/windowstore"
 
 import (
