@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 )
@@ -108,13 +107,7 @@ func Embrace(s Spread, perReq int) Target {
 			if n%3 == 2 {
 				os = "android"
 			}
-			mm := sm.Metrics().AppendEmpty()
-			mm.SetName(EmbraceBaseMetric)
-			sum := mm.SetEmptySum()
-			sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
-			dp := sum.DataPoints().AppendEmpty()
-			dp.SetTimestamp(pcommon.NewTimestampFromTime(date))
-			dp.SetDoubleValue(v)
+			dp := appendDeltaSum(sm, EmbraceBaseMetric, date, v)
 			dp.Attributes().PutStr("key", key)
 			dp.Attributes().PutStr("os", os)
 			if os != "ios" {

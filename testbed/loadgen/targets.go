@@ -228,13 +228,7 @@ func OTLP(s Spread, enc OTLPEncoding, perReq int) Target {
 		for j := 0; j < perReq; j++ {
 			m, key, date, v := s.point(i*perReq + j)
 			metric := s.Prefix + "otlp_" + strconv.Itoa(m)
-			mm := sm.Metrics().AppendEmpty()
-			mm.SetName(metric)
-			sum := mm.SetEmptySum()
-			sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
-			dp := sum.DataPoints().AppendEmpty()
-			dp.SetTimestamp(pcommon.NewTimestampFromTime(date))
-			dp.SetDoubleValue(v)
+			dp := appendDeltaSum(sm, metric, date, v)
 			if key != "" {
 				dp.Attributes().PutStr("key", key)
 			}
@@ -254,6 +248,18 @@ func OTLP(s Spread, enc OTLPEncoding, perReq int) Target {
 		p.Reqs = append(p.Reqs, &Request{Method: http.MethodPost, Path: "/v1/metrics", ContentType: ctype, Body: body, Points: pts})
 	}
 	return p
+}
+
+// appendDeltaSum appends a delta Sum metric with one point to sm.
+func appendDeltaSum(sm pmetric.ScopeMetrics, name string, date time.Time, v float64) pmetric.NumberDataPoint {
+	m := sm.Metrics().AppendEmpty()
+	m.SetName(name)
+	sum := m.SetEmptySum()
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	dp := sum.DataPoints().AppendEmpty()
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(date))
+	dp.SetDoubleValue(v)
+	return dp
 }
 
 // Bare returns a target for the bare net/http baseline: a single-value
