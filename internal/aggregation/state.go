@@ -25,7 +25,8 @@
 //   - The binary encoding (AppendBinary/DecodeState) is versioned and
 //     stable; decoding validates every invariant and never panics.
 //
-// A State is a plain value and not safe for concurrent mutation.
+// A State is a plain value and not safe for concurrent mutation. A holder
+// that only ever answers one function keeps a Compact (compact.go) instead.
 package aggregation
 
 import (
@@ -56,9 +57,8 @@ type State struct {
 // nanoseconds and its arrival sequence. It reports false, leaving the state
 // unchanged, when the point is rejected (see package doc).
 func (s *State) Add(v, w float64, tsNanos int64, seq uint64) bool {
-	vw := v * w
-	// x-x is 0 for finite x and NaN for NaN/±Inf; vw covers overflow.
-	if v-v != 0 || w-w != 0 || vw-vw != 0 || w < 0 {
+	vw, ok := accept(v, w)
+	if !ok {
 		return false
 	}
 	if s.count == 0 {
@@ -80,6 +80,13 @@ func (s *State) Add(v, w float64, tsNanos int64, seq uint64) bool {
 	s.sumVW += vw
 	s.sumW += w
 	return true
+}
+
+// accept returns v*w, and whether the point is taken (see package doc).
+func accept(v, w float64) (float64, bool) {
+	vw := v * w
+	// x-x is 0 for finite x and NaN for NaN/±Inf; vw covers overflow.
+	return vw, v-v == 0 && w-w == 0 && vw-vw == 0 && w >= 0
 }
 
 // Merge folds o into s. It is commutative and associative (see package doc

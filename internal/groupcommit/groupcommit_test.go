@@ -52,8 +52,7 @@ func (l *log) isWritten(v int) bool {
 }
 
 // TestEveryWaiterFindsItsWriteDone: whatever the interleaving, a caller's
-// item is written when its Wait returns nil, and concurrent callers share
-// rounds.
+// item is written when its Wait returns nil.
 func TestEveryWaiterFindsItsWriteDone(t *testing.T) {
 	for _, delay := range []time.Duration{0, 200 * time.Microsecond} {
 		l := &log{written: map[int]bool{}}
@@ -76,9 +75,41 @@ func TestEveryWaiterFindsItsWriteDone(t *testing.T) {
 		wg.Wait()
 		c.Close()
 		t.Logf("delay %v: %d calls, %d flushes", delay, callers*calls, l.flushes)
-		assert.Less(t, l.flushes, callers*calls, "concurrent callers share rounds")
 		assert.Len(t, l.written, callers*calls)
 	}
+}
+
+// TestCallersShareARound: callers that queue while a write is in progress
+// are all written by the next one.
+func TestCallersShareARound(t *testing.T) {
+	l := &log{written: map[int]bool{}}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c := New(func() (int, error) {
+		n, err := l.flush()
+		once.Do(func() { close(entered); <-release }) // the first write takes a while
+		return n, err
+	}, 0)
+	defer c.Close()
+	errs := make(chan error, 11)
+	l.add(0)
+	go func() { errs <- c.Wait(context.Background()) }()
+	<-entered
+	for i := 1; i <= 10; i++ {
+		l.add(i)
+		go func() { errs <- c.Wait(context.Background()) }()
+	}
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.cur.waiters == 10
+	}, 5*time.Second, time.Millisecond)
+	close(release)
+	for range 11 {
+		require.NoError(t, <-errs)
+	}
+	assert.Equal(t, 2, l.flushes, "the ten callers that came during the first write share the second")
+	assert.Len(t, l.written, 11)
 }
 
 // TestErrorReachesTheRoundsWaiters: a failed write fails the waiters of that

@@ -189,7 +189,7 @@ func (d *durable) flush() (int, error) {
 		sh := &d.p.shards[w.shard]
 		sh.mu.Lock()
 		w.pending = false
-		st := w.state
+		st := w.acc.State(w.d.fn)
 		vers[i] = w.version
 		if w.final {
 			flags[i] |= flagFinal
@@ -324,7 +324,7 @@ func (d *durable) load(ctx context.Context) error {
 		k = append(k, byte(r.iv))
 		k = binary.LittleEndian.AppendUint64(k, uint64(r.start))
 		k = append(k, r.attrs...)
-		w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, state: r.state, version: 1, persisted: 1, final: r.final}
+		w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, acc: aggregation.CompactOf(dsc.fn, r.state), version: 1, persisted: 1, final: r.final}
 		h := mapHash(p, k)
 		w.shard = uint8(h & (numShards - 1))
 		sh := &p.shards[w.shard]
@@ -335,6 +335,10 @@ func (d *durable) load(ctx context.Context) error {
 			loaded++
 		}
 		sh.mu.Unlock()
+		// First windows keep their sequence in the first point, Last ones in the last.
+		if _, _, seq, ok := r.state.FirstPoint(); ok {
+			maxSeq = max(maxSeq, seq)
+		}
 		if _, _, seq, ok := r.state.LastPoint(); ok {
 			maxSeq = max(maxSeq, seq)
 		}

@@ -25,7 +25,7 @@ const (
 // snap is a window's figure taken for emission.
 type snap struct {
 	w       *window
-	state   aggregation.State
+	acc     aggregation.Compact
 	version uint32
 	kind    emitKind
 }
@@ -62,11 +62,11 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 			closed := w.end+lateness <= nowNs
 			switch {
 			case closed && w.final:
-				snaps = append(snaps, snap{w, w.state, w.version, emitRestatement})
+				snaps = append(snaps, snap{w, w.acc, w.version, emitRestatement})
 			case closed:
-				snaps = append(snaps, snap{w, w.state, w.version, emitFinal})
+				snaps = append(snaps, snap{w, w.acc, w.version, emitFinal})
 			case running:
-				snaps = append(snaps, snap{w, w.state, w.version, emitRunning})
+				snaps = append(snaps, snap{w, w.acc, w.version, emitRunning})
 			}
 		})
 		sh.mu.Unlock()
@@ -245,7 +245,7 @@ func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 		}
 		dp.SetStartTimestamp(pcommon.Timestamp(w.start))
 		dp.SetTimestamp(pcommon.Timestamp(w.end))
-		dp.SetDoubleValue(s.state.Value(d.fn))
+		dp.SetDoubleValue(s.acc.Value(d.fn))
 	}
 	return md
 }

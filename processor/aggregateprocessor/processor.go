@@ -57,7 +57,7 @@ type window struct {
 	d     *desc
 	start int64
 	end   int64
-	state aggregation.State
+	acc   aggregation.Compact // what d.fn needs of the aggregation state
 	// version counts the points added (plus 1 when loaded from storage);
 	// emitted and persisted are the versions last emitted / written.
 	version, emitted, persisted uint32
@@ -691,7 +691,7 @@ func (p *aggProcessor) insertMissing(ctx context.Context, sc *scratch, _ int64) 
 		} else {
 			w = &window{akey: strings.Clone(ms.key[keyHeader:]), d: ms.d, iv: ms.iv, start: ms.start, end: ms.end, shard: ms.shard}
 			if ms.loaded {
-				w.state = ms.state
+				w.acc = aggregation.CompactOf(ms.d.fn, ms.state)
 				w.version, w.persisted = 1, 1
 				w.final = ms.final
 			}
@@ -756,10 +756,10 @@ func (p *aggProcessor) apply(sc *scratch, slot *figures.Slot) {
 		for _, i := range order[lo:hi] {
 			r := &sc.refs[i]
 			w := r.w
-			w.state.Add(r.v, r.wt, r.ts, base+uint64(r.pt)+1)
+			w.acc.Add(w.d.fn, r.v, r.wt, r.ts, base+uint64(r.pt)+1)
 			w.version++
 			if slot != nil {
-				slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: w.state})
+				slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: w.acc.State(w.d.fn)})
 			}
 			if p.store != nil && !w.pending {
 				w.pending = true

@@ -164,7 +164,7 @@ func TestGroupCommit(t *testing.T) {
 	var total float64
 	for i := range p.shards {
 		for _, w := range p.shards[i].m {
-			total += w.state.Value(1)
+			total += w.acc.Value(w.d.fn)
 		}
 	}
 	assert.Equal(t, float64(callers*calls), total)
@@ -192,7 +192,7 @@ func TestStorageFailureIsReported(t *testing.T) {
 	require.EqualValues(t, 1, p2.inMem.Load())
 	for i := range p2.shards {
 		for _, w := range p2.shards[i].m {
-			assert.Equal(t, 2.0, w.state.Value(1))
+			assert.Equal(t, 2.0, w.acc.Value(w.d.fn))
 		}
 	}
 }
