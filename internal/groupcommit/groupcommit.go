@@ -13,10 +13,12 @@
 // waits Delay for more of them (PostgreSQL's commit_delay/commit_siblings):
 // a little latency for fewer transactions. A lone caller never waits.
 //
-// Correctness rests on one order: the committer opens the next round before
-// it calls flush. A caller that queued before calling Wait is then either
-// taken by this flush (and released by this round or a later one) or left
-// for the next flush, whose round it waits on.
+// Correctness rests on one order and one rule. The order: the committer opens
+// the next round before it calls flush, so a caller that queued before
+// calling Wait is taken by the flush of its round or an earlier one. The
+// rule: a flush that fails leaves what it took queued, so a caller whose
+// item an earlier, failed flush took is released only by a flush that
+// wrote it (or failed to).
 package groupcommit // import "github.com/custommetrics/bundle/internal/groupcommit"
 
 import (
@@ -30,7 +32,12 @@ import (
 var ErrClosed = errors.New("groupcommit: closed")
 
 // Flush writes everything queued so far in one transaction and reports how
-// many items it wrote. It is only ever called by the committer goroutine.
+// many items it took. It is only ever called by the committer goroutine.
+//
+// On failure it must leave queued what it failed to write: a caller may
+// have queued an item that this flush took while it registered on the next
+// round (queueing and Wait are not one step), and only a later flush that
+// writes the item may release it.
 type Flush func() (int, error)
 
 // Committer runs the rounds; safe for concurrent use.

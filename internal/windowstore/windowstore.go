@@ -155,15 +155,26 @@ func (s *Store) flush() (int, error) {
 	}
 	// The round's requests may be gone; the write still belongs to the values they added.
 	ctx := context.Background()
+	var err error
 	if b, ok := s.backend.(batcher); ok {
-		return len(ops), b.Batch(ctx, ops...)
-	}
-	for _, op := range ops {
-		if err := s.backend.Set(ctx, op.Key, op.Value); err != nil {
-			return len(ops), err
+		err = b.Batch(ctx, ops...)
+	} else {
+		for _, op := range ops {
+			if err = s.backend.Set(ctx, op.Key, op.Value); err != nil {
+				break
+			}
 		}
 	}
-	return len(ops), nil
+	if err != nil {
+		// What failed stays queued (groupcommit.Flush's contract): a caller
+		// whose window this round took may be waiting on the next round.
+		s.pmu.Lock()
+		for k, e := range batch {
+			s.pending[k] = e
+		}
+		s.pmu.Unlock()
+	}
+	return len(ops), err
 }
 
 // Close writes what is queued and stops the committer; Adds after Close fail.
