@@ -82,6 +82,14 @@ func (s *State) Add(v, w float64, tsNanos int64, seq uint64) bool {
 	return true
 }
 
+// Accepts reports whether a point with value v and weight w is taken by Add
+// (finite value and weight, weight not negative, v*w not overflowing), so
+// that a receiver can refuse what the aggregation would drop.
+func Accepts(v, w float64) bool {
+	_, ok := accept(v, w)
+	return ok
+}
+
 // accept returns v*w, and whether the point is taken (see package doc).
 func accept(v, w float64) (float64, bool) {
 	vw := v * w

@@ -260,6 +260,7 @@ func TestThreatConnectErrors(t *testing.T) {
 		{"value not finite", http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"NaN"}`, 400, "not a finite number"},
 		{"invalid date", http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"2","date":"19/01/2018"}`, 400, "invalid date"},
 		{"negative weight", http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"2","weight":"-1"}`, 400, "invalid weight"},
+		{"value × weight overflows", http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"1e300","weight":"1e300"}`, 400, "invalid weight"},
 		{"unknown field", http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"2","vaule":"3"}`, 400, "unknown field"},
 		{"keyed without name", http.MethodPost, "/api/v2/customMetrics/playbookRuns/data", `{"value":"1"}`, 400, "name is required"},
 		{"name on non-keyed", http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"name":"x","value":"1"}`, 400, "name is not allowed"},

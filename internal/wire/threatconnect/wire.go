@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/wire/isodate"
 )
 
@@ -205,6 +206,11 @@ func ParseData(body []byte, valueOptional bool) (DataPoint, error) {
 			return DataPoint{}, errors.New("invalid weight: must not be negative")
 		}
 		p.Weight, p.HasWeight = w, true
+	}
+	if !aggregation.Accepts(p.Value, p.Weight) {
+		// Both finite, but value × weight overflows: the aggregation would
+		// drop the point, so it must not be acknowledged.
+		return DataPoint{}, errors.New("invalid weight: value × weight is out of range")
 	}
 	if req.Date != nil && *req.Date != "" {
 		t, err := ParseDate(*req.Date)

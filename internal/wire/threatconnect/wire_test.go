@@ -1,13 +1,14 @@
 package threatconnect
 
 import (
-	"math"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/custommetrics/bundle/internal/aggregation"
 )
 
 func TestParseDataDocumentForms(t *testing.T) {
@@ -43,6 +44,7 @@ func FuzzParseData(f *testing.F) {
 		`{"value": "2", "date": "2018-01-19T14:44:00Z"}`,
 		`{"value": "2"}`,
 		`{"value": 1e308, "weight": "0"}`,
+		`{"value": 1e300, "weight": 1e300}`,
 		`{"value": "NaN"}`,
 		`[]`, `null`, `{"value":`,
 	} {
@@ -53,8 +55,8 @@ func FuzzParseData(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) || math.IsNaN(p.Weight) || math.IsInf(p.Weight, 0) || p.Weight < 0 {
-			t.Fatalf("accepted a value that cannot be aggregated: %+v", p)
+		if !aggregation.Accepts(p.Value, p.Weight) {
+			t.Fatalf("accepted a value that the aggregation would drop: %+v", p)
 		}
 	})
 }
