@@ -37,8 +37,12 @@ import (
 // record with one Get. Records are written whole (last write wins) by the
 // group committer.
 const (
-	recordPrefix  = "w/"
-	recordVersion = 1
+	recordPrefix = "w/"
+	// recordVersion 2: the desc key leaves out the scope version (see
+	// appendResourceScope). Version 1 records, whose desc key and storage key
+	// included it, are rewritten under their version 2 key at load (migrate).
+	recordVersion   = 2
+	recordVersionV1 = 1
 )
 
 func openStorage(ctx context.Context, host component.Host, id, self component.ID) (storage.Client, error) {
@@ -98,6 +102,7 @@ func encodeRecord(w *window, st *aggregation.State, flags byte) []byte {
 }
 
 type record struct {
+	version    byte
 	iv         calendar.Interval
 	start, end int64
 	done       bool
@@ -113,9 +118,10 @@ var errBadRecord = errors.New("aggregate: corrupt window record")
 func decodeRecord(b []byte) (record, error) {
 	var r record
 	const head = 2 + 8 + 8 + 1
-	if len(b) < head+aggregation.EncodedSize || b[0] != recordVersion {
+	if len(b) < head+aggregation.EncodedSize || (b[0] != recordVersion && b[0] != recordVersionV1) {
 		return r, errBadRecord
 	}
+	r.version = b[0]
 	r.iv = calendar.Interval(b[1])
 	if !r.iv.Valid() {
 		return r, errBadRecord
@@ -271,6 +277,151 @@ func (d *durable) loadMissing(ctx context.Context, miss []missing) error {
 	return nil
 }
 
+// identity returns the desc of a stored record, from the identity it holds,
+// and checks it against the record's desc key (as its version wrote it).
+func (d *durable) identity(sc *scratch, r *record) (*desc, error) {
+	md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(r.blob)
+	if err != nil || md.ResourceMetrics().Len() != 1 || md.ResourceMetrics().At(0).ScopeMetrics().Len() != 1 ||
+		md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().Len() != 1 || len(r.dkey) == 0 {
+		return nil, errors.New("corrupt identity")
+	}
+	rm := md.ResourceMetrics().At(0)
+	sm := rm.ScopeMetrics().At(0)
+	m := sm.Metrics().At(0)
+	fn := aggregation.Func(r.dkey[len(r.dkey)-1])
+	if !fn.Valid() {
+		return nil, errors.New("corrupt aggregation function")
+	}
+	want := r.dkey
+	if r.version == recordVersionV1 {
+		// Version 1 keys had the scope version after the scope name.
+		b, _ := appendMap(nil, rm.Resource().Attributes(), nil, sc.kvs)
+		b = appendString(b, sm.Scope().Name())
+		b = appendString(b, sm.Scope().Version())
+		b, _ = appendMap(b, sm.Scope().Attributes(), nil, sc.kvs)
+		b = appendString(b, m.Name())
+		b = appendString(b, m.Unit())
+		if string(append(b, byte(fn))) != r.dkey {
+			return nil, errors.New("identity does not match its key")
+		}
+		want = ""
+	}
+	sc.rs = appendResourceScope(sc.rs[:0], sc, rm, sm)
+	dsc := d.p.descFor(sc, sc.rs, rm, sm, m, fn)
+	if want != "" && dsc.key != want {
+		return nil, errors.New("identity does not match its key")
+	}
+	return dsc, nil
+}
+
+// fullKey is a window's in-memory key (see window.is).
+func fullKey(dsc *desc, iv calendar.Interval, start int64, attrs []byte) []byte {
+	k := binary.LittleEndian.AppendUint64(nil, dsc.id)
+	k = append(k, byte(iv))
+	k = binary.LittleEndian.AppendUint64(k, uint64(start))
+	return append(k, attrs...)
+}
+
+// restore puts the window of a stored record in memory unless it is there;
+// it reports whether it did.
+func (d *durable) restore(dsc *desc, r *record) bool {
+	p := d.p
+	k := fullKey(dsc, r.iv, r.start, r.attrs)
+	w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, acc: aggregation.CompactOf(dsc.fn, r.state), version: 1, persisted: 1, final: r.final}
+	h := mapHash(p, k)
+	w.shard = uint8(h & (numShards - 1))
+	sh := &p.shards[w.shard]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.get(h, k) != nil {
+		return false
+	}
+	sh.put(h, string(k), w)
+	p.inMem.Add(1)
+	return true
+}
+
+// seqOf is the highest arrival sequence a state holds: First windows keep it
+// in the first point, Last ones in the last.
+func seqOf(st *aggregation.State) uint64 {
+	var seq uint64
+	if _, _, s, ok := st.FirstPoint(); ok {
+		seq = s
+	}
+	if _, _, s, ok := st.LastPoint(); ok {
+		seq = max(seq, s)
+	}
+	return seq
+}
+
+type oldRecord struct {
+	key string
+	r   record
+}
+
+// migrate rewrites version 1 records under their version 2 key, merging each
+// with a record a newer build may already have written there (the values of
+// both were acknowledged; the merged figure was never emitted, so it goes out
+// again), deletes the old record, and brings the windows still to emit into
+// memory. It returns how many records it rewrote, how many windows it
+// loaded and the highest arrival sequence seen.
+func (d *durable) migrate(ctx context.Context, sc *scratch, old []oldRecord) (migrated, loaded int, maxSeq uint64, err error) {
+	for _, o := range old {
+		r := o.r
+		dsc, err := d.identity(sc, &r)
+		if err != nil {
+			d.p.logger.Error("Ignoring a stored window of record version 1", zap.String("key", o.key), zap.Error(err))
+			continue
+		}
+		w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end}
+		key := storageKey(w)
+		raw, err := d.client.Get(ctx, key)
+		if err != nil {
+			return migrated, loaded, maxSeq, err
+		}
+		if len(raw) > 0 {
+			cur, err := decodeRecord(raw)
+			if err != nil {
+				return migrated, loaded, maxSeq, fmt.Errorf("%s: %w", key, err)
+			}
+			r.state.Merge(cur.state)
+			r.final = r.final || cur.final
+			r.done = false
+		}
+		var flags byte
+		if r.final {
+			flags |= flagFinal
+		}
+		if r.done {
+			flags |= flagDone
+		}
+		if err := d.client.Batch(ctx, storage.SetOperation(key, encodeRecord(w, &r.state, flags)), storage.DeleteOperation(o.key)); err != nil {
+			return migrated, loaded, maxSeq, err
+		}
+		migrated++
+		maxSeq = max(maxSeq, seqOf(&r.state))
+		if r.done {
+			continue
+		}
+		// A window a newer build wrote and the walk already loaded takes the merged state.
+		k := fullKey(dsc, r.iv, r.start, r.attrs)
+		h := mapHash(d.p, k)
+		sh := &d.p.shards[h&(numShards-1)]
+		sh.mu.Lock()
+		if mem := sh.get(h, k); mem != nil {
+			mem.acc = aggregation.CompactOf(dsc.fn, r.state)
+			mem.final = r.final
+			sh.mu.Unlock()
+			continue
+		}
+		sh.mu.Unlock()
+		if d.restore(dsc, &r) {
+			loaded++
+		}
+	}
+	return migrated, loaded, maxSeq, nil
+}
+
 // load brings every window whose closing figure was not yet emitted back
 // into memory (open windows, and windows that closed while the collector was
 // down), and deletes records past restatement_retention.
@@ -281,6 +432,7 @@ func (d *durable) load(ctx context.Context) error {
 	sc := &scratch{}
 	var loaded, deleted, corrupt int
 	var maxSeq uint64
+	var old []oldRecord
 	err := d.client.(storage.Walker).Walk(ctx, func(key string, value []byte) ([]*storage.Operation, error) {
 		if !strings.HasPrefix(key, recordPrefix) {
 			return nil, nil
@@ -295,57 +447,37 @@ func (d *durable) load(ctx context.Context) error {
 			deleted++
 			return []*storage.Operation{storage.DeleteOperation(key)}, nil
 		}
+		if r.version == recordVersionV1 {
+			old = append(old, oldRecord{key: key, r: r})
+			return nil, nil
+		}
 		if r.done {
 			return nil, nil
 		}
-		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(r.blob)
-		if err != nil || md.ResourceMetrics().Len() != 1 || md.ResourceMetrics().At(0).ScopeMetrics().Len() != 1 ||
-			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().Len() != 1 || len(r.dkey) == 0 {
+		dsc, err := d.identity(sc, &r)
+		if err != nil {
 			corrupt++
-			p.logger.Error("Ignoring a stored window with a corrupt identity", zap.String("key", key))
+			p.logger.Error("Ignoring a stored window", zap.String("key", key), zap.Error(err))
 			return nil, nil
 		}
-		rm := md.ResourceMetrics().At(0)
-		sm := rm.ScopeMetrics().At(0)
-		m := sm.Metrics().At(0)
-		fn := aggregation.Func(r.dkey[len(r.dkey)-1])
-		if !fn.Valid() {
-			corrupt++
-			return nil, nil
-		}
-		sc.rs = appendResourceScope(sc.rs[:0], sc, rm, sm)
-		dsc := p.descFor(sc, sc.rs, rm, sm, m, fn)
-		if dsc.key != r.dkey {
-			corrupt++
-			p.logger.Error("Ignoring a stored window whose identity does not match its key", zap.String("key", key))
-			return nil, nil
-		}
-		k := binary.LittleEndian.AppendUint64(nil, dsc.id)
-		k = append(k, byte(r.iv))
-		k = binary.LittleEndian.AppendUint64(k, uint64(r.start))
-		k = append(k, r.attrs...)
-		w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, acc: aggregation.CompactOf(dsc.fn, r.state), version: 1, persisted: 1, final: r.final}
-		h := mapHash(p, k)
-		w.shard = uint8(h & (numShards - 1))
-		sh := &p.shards[w.shard]
-		sh.mu.Lock()
-		if sh.get(h, k) == nil {
-			sh.put(h, string(k), w)
-			p.inMem.Add(1)
+		if d.restore(dsc, &r) {
 			loaded++
 		}
-		sh.mu.Unlock()
-		// First windows keep their sequence in the first point, Last ones in the last.
-		if _, _, seq, ok := r.state.FirstPoint(); ok {
-			maxSeq = max(maxSeq, seq)
-		}
-		if _, _, seq, ok := r.state.LastPoint(); ok {
-			maxSeq = max(maxSeq, seq)
-		}
+		maxSeq = max(maxSeq, seqOf(&r.state))
 		return nil, nil
 	})
 	if err != nil {
 		return fmt.Errorf("aggregate processor: reading window states from storage: %w", err)
+	}
+	migrated, n, seq, err := d.migrate(ctx, sc, old)
+	if err != nil {
+		return fmt.Errorf("aggregate processor: rewriting window states of the previous record version: %w", err)
+	}
+	loaded += n
+	corrupt += len(old) - migrated
+	maxSeq = max(maxSeq, seq)
+	if len(old) > 0 {
+		p.logger.Info("Rewrote stored windows of record version 1 under their version 2 keys", zap.Int("windows", migrated))
 	}
 	for {
 		cur := p.seq.Load()
