@@ -176,9 +176,18 @@ const (
 // numeric strings (the document shows strings: "value": "1"); date is ISO 8601.
 // valueOptional is set for Count metrics, where a missing value counts one entry.
 func ParseData(body []byte, valueOptional bool) (DataPoint, error) {
+	return parseData(body, valueOptional, true)
+}
+
+// parseData is ParseData; fast says whether the common shape may skip the
+// reflective decoder (scanData).
+func parseData(body []byte, valueOptional, fast bool) (DataPoint, error) {
 	var req dataRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return DataPoint{}, err
+	if !fast || !scanData(body, &req) {
+		req = dataRequest{}
+		if err := decodeStrict(body, &req); err != nil {
+			return DataPoint{}, err
+		}
 	}
 	var p DataPoint
 	if req.Name != nil {
@@ -226,7 +235,9 @@ func ParseData(body []byte, valueOptional bool) (DataPoint, error) {
 func number(raw json.RawMessage) (float64, error) {
 	s := string(raw)
 	if len(raw) > 0 && raw[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+			s = string(raw[1 : len(raw)-1]) // no escapes: the contents are the string
+		} else if err := json.Unmarshal(raw, &s); err != nil {
 			return 0, err
 		}
 		s = strings.TrimSpace(s)

@@ -45,6 +45,9 @@ func FuzzParseData(f *testing.F) {
 		`{"value": "2"}`,
 		`{"value": 1e308, "weight": "0"}`,
 		`{"value": 1e300, "weight": 1e300}`,
+		` {"name":"k","value":-0.5e-3 ,"weight":"2","date":"2018-01-19T14:44:00Z"} `,
+		`{"Value": 1}`, `{"value": 1, "value": 2}`, `{"value": 01}`, `{"value": 1.}`, `{"name": "a\u00e9", "value": 1}`,
+		`{"value": null}`, `{"value": true}`, `{"value": "1", "date": null}`, `{"value": 1} x`, `{"value":"\u0031"}`,
 		`{"value": "NaN"}`,
 		`[]`, `null`, `{"value":`,
 	} {
@@ -52,9 +55,14 @@ func FuzzParseData(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, countMetric bool) {
 		p, err := ParseData(body, countMetric)
+		// The scanner for the common shape and the strict decoder agree.
+		strict, serr := parseData(body, countMetric, false)
+		require.Equal(t, serr == nil, err == nil, "fast: %v, strict: %v", err, serr)
 		if err != nil {
+			require.Equal(t, serr.Error(), err.Error())
 			return
 		}
+		require.Equal(t, strict, p)
 		if !aggregation.Accepts(p.Value, p.Weight) {
 			t.Fatalf("accepted a value that the aggregation would drop: %+v", p)
 		}
@@ -109,4 +117,24 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// BenchmarkParseData: the scanner for the common shape against the strict
+// decoder alone, on the document's data body.
+func BenchmarkParseData(b *testing.B) {
+	body := []byte(`{"name": "app1", "value": "5", "date": "2018-01-19T14:44:00Z"}`)
+	for _, fast := range []bool{true, false} {
+		name := "strict"
+		if fast {
+			name = "scan"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parseData(body, false, fast); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
