@@ -3,15 +3,10 @@ package sqlexporter
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,36 +14,18 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
+
+	"github.com/custommetrics/bundle/internal/pgserver"
 )
 
-// pgServer is a real PostgreSQL server from Debian's postgresql package,
-// private to a test: its data directory lives in a temporary directory, it
-// listens on a free loopback port, and it is stopped and removed in
-// t.Cleanup.
+// pgServer is a real PostgreSQL server (internal/pgserver) private to a
+// test, stopped and removed in t.Cleanup.
 type pgServer struct {
-	tb      testing.TB
-	bin     string // directory of initdb, pg_ctl, postgres
-	dir     string // temporary directory: data/, socket, log
-	port    int
-	asUser  string // run the binaries as this user (postgres when the test runs as root)
-	running bool
+	tb  testing.TB
+	srv *pgserver.Server
 }
 
 const skipPostgresEnv = "SQLEXPORTER_SKIP_POSTGRES"
-
-// postgresBinDir finds the newest /usr/lib/postgresql/<version>/bin holding initdb.
-func postgresBinDir() string {
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	sort.Slice(matches, func(i, j int) bool {
-		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[i]))))
-		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(matches[j]))))
-		return vi > vj
-	})
-	if len(matches) == 0 {
-		return ""
-	}
-	return filepath.Dir(matches[0])
-}
 
 // startPostgres starts a server for tb. When PostgreSQL is not installed the
 // test fails (CI installs it), unless SQLEXPORTER_SKIP_POSTGRES=1.
@@ -57,86 +34,29 @@ func startPostgres(tb testing.TB) *pgServer {
 	if os.Getenv(skipPostgresEnv) == "1" {
 		tb.Skipf("%s=1: skipping the PostgreSQL tests", skipPostgresEnv)
 	}
-	bin := postgresBinDir()
-	if bin == "" {
-		tb.Fatalf("PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/initdb. Install the Debian package "+
-			"`postgresql` (apt-get install -y postgresql), or set %s=1 to skip these tests", skipPostgresEnv)
+	srv, err := pgserver.Start(pgserver.Options{})
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		tb.Fatalf("%v, or set %s=1 to skip these tests", err, skipPostgresEnv)
 	}
-	s := &pgServer{tb: tb, bin: bin}
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root.
-		s.asUser = "postgres"
-		if _, err := user.Lookup(s.asUser); err != nil {
-			tb.Fatalf("running as root and there is no %q user to run PostgreSQL as (the Debian package `postgresql` creates it): %v", s.asUser, err)
-		}
-	}
-	// Not t.TempDir: its parent is private to root, and the server runs as postgres.
-	dir, err := os.MkdirTemp("", "sqlexporter-pg-")
 	require.NoError(tb, err)
-	s.dir = dir
-	tb.Cleanup(func() {
-		s.stop("immediate")
-		_ = os.RemoveAll(dir)
-	})
-	require.NoError(tb, os.Chmod(dir, 0o755))
-	if s.asUser != "" {
-		u, err := user.Lookup(s.asUser)
-		require.NoError(tb, err)
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		require.NoError(tb, os.Chown(dir, uid, gid))
-	}
-	s.port = freePort(tb)
-	s.run("initdb", "-D", s.dataDir(), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C")
-	s.start()
-	return s
+	tb.Cleanup(srv.Remove)
+	return &pgServer{tb: tb, srv: srv}
 }
 
-func (s *pgServer) dataDir() string { return filepath.Join(s.dir, "data") }
-
-// run runs one of the server's binaries as the server's user; it fails the
-// test with the command's output when it fails.
-func (s *pgServer) run(name string, args ...string) {
-	s.tb.Helper()
-	out, err := s.command(name, args...).CombinedOutput()
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "log"))
-		s.tb.Fatalf("%s %s: %v\n%s\nserver log:\n%s", name, strings.Join(args, " "), err, out, log)
-	}
-}
-
-func (s *pgServer) command(name string, args ...string) *exec.Cmd {
-	path := filepath.Join(s.bin, name)
-	if s.asUser != "" {
-		return exec.Command("runuser", append([]string{"-u", s.asUser, "--", path}, args...)...)
-	}
-	return exec.Command(path, args...)
-}
-
-// start (re)starts the server on its port and waits until it accepts connections.
+// start restarts the server after stop.
 func (s *pgServer) start() {
 	s.tb.Helper()
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=50",
-		s.port, s.dir)
-	s.run("pg_ctl", "-D", s.dataDir(), "-w", "-t", "60", "-l", filepath.Join(s.dir, "log"), "-o", opts, "start")
-	s.running = true
+	require.NoError(s.tb, s.srv.Start())
 }
 
 // stop stops the server: mode "immediate" is a crash, "fast" a clean stop.
 func (s *pgServer) stop(mode string) {
-	if !s.running {
-		return
-	}
-	s.running = false
-	if out, err := s.command("pg_ctl", "-D", s.dataDir(), "-w", "-m", mode, "stop").CombinedOutput(); err != nil {
-		s.tb.Errorf("pg_ctl stop: %v\n%s", err, out)
-	}
+	s.tb.Helper()
+	require.NoError(s.tb, s.srv.Stop(mode))
 }
 
 // dsn returns the URL of database db on the server.
-func (s *pgServer) dsn(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, db)
-}
+func (s *pgServer) dsn(db string) string { return s.srv.DSN(db) }
 
 var pgDatabaseSeq atomic.Int64
 
