@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.uber.org/zap"
 )
 
 type bigfixForwarder struct {
@@ -23,12 +24,14 @@ type bigfixForwarder struct {
 	// dates holds the date of each member's value, so an older value does
 	// not overwrite a newer one.
 	dates map[string]pcommon.Timestamp
+	// loaded marks the tags whose stored state was read (or found absent).
+	loaded map[string]bool
 }
 
 func newBigFixForwarder(e *customMetricsExporter, cfg *BigFixConfig) *bigfixForwarder {
 	return &bigfixForwarder{
 		e: e, cfg: cfg, base: strings.TrimRight(cfg.Endpoint, "/") + "/api/deploymentmetrics/",
-		docs: map[string]map[string]any{}, dates: map[string]pcommon.Timestamp{},
+		docs: map[string]map[string]any{}, dates: map[string]pcommon.Timestamp{}, loaded: map[string]bool{},
 	}
 }
 
@@ -55,6 +58,9 @@ func (b *bigfixForwarder) forward(ctx context.Context, points []point, o *outcom
 		}
 		doc, ok := next[m.Tag]
 		if !ok {
+			if err := b.load(ctx, m.Tag); err != nil {
+				return err // retryable: nothing of this batch was posted for this tag yet
+			}
 			doc = copyDoc(b.docs[m.Tag])
 			next[m.Tag] = doc
 			order = append(order, m.Tag)
@@ -118,9 +124,51 @@ func (b *bigfixForwarder) forward(ctx context.Context, points []point, o *outcom
 				b.dates[member] = d
 			}
 		}
+		if err := b.save(ctx, tag); err != nil {
+			b.e.logger.Warn("Could not keep the BigFix document; after a restart it starts empty again", zap.String("tag", tag), zap.Error(err))
+		}
 		o.finish(refs[tag]...)
 	}
 	return nil
+}
+
+// bigfixState is a tag's document as last posted and the dates of its
+// members' values, as kept in the storage extension.
+type bigfixState struct {
+	Doc   map[string]any   `json:"doc"`
+	Dates map[string]int64 `json:"dates"` // member (tag\x00field[\x00key]) -> date (unix ns)
+}
+
+func bigfixStateKey(tag string) string { return "bigfix/" + tag }
+
+// load brings a tag's stored state into memory the first time the tag is seen.
+func (b *bigfixForwarder) load(ctx context.Context, tag string) error {
+	if _, ok := b.docs[tag]; ok || b.loaded[tag] {
+		return nil
+	}
+	var st bigfixState
+	ok, err := b.e.loadState(ctx, bigfixStateKey(tag), &st)
+	if err != nil {
+		return err
+	}
+	b.loaded[tag] = true
+	if ok && st.Doc != nil {
+		b.docs[tag] = st.Doc
+		for member, d := range st.Dates {
+			b.dates[member] = pcommon.Timestamp(d)
+		}
+	}
+	return nil
+}
+
+func (b *bigfixForwarder) save(ctx context.Context, tag string) error {
+	st := bigfixState{Doc: b.docs[tag], Dates: map[string]int64{}}
+	for member, d := range b.dates {
+		if strings.HasPrefix(member, tag+"\x00") {
+			st.Dates[member] = int64(d)
+		}
+	}
+	return b.e.saveState(ctx, bigfixStateKey(tag), st)
 }
 
 func copyDoc(d map[string]any) map[string]any {

@@ -3,6 +3,7 @@ package custommetricsexporter // import "github.com/custommetrics/bundle/exporte
 import (
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/collector/component"
 	"net/url"
 	"regexp"
 	"strings"
@@ -31,6 +32,11 @@ type Config struct {
 	ThreatConnect *ThreatConnectConfig `mapstructure:"threatconnect"`
 	Sleuth        *SleuthConfig        `mapstructure:"sleuth"`
 	BigFix        *BigFixConfig        `mapstructure:"bigfix"`
+
+	// Storage is the ID of a storage extension (e.g. file_storage) that keeps
+	// what the forwarders know of the vendors' state across restarts (posts
+	// per ThreatConnect Average window, BigFix documents). Unset: in memory.
+	Storage *component.ID `mapstructure:"storage"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}

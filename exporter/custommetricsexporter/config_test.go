@@ -33,6 +33,8 @@ func TestLoadConfig(t *testing.T) {
 	assert.Equal(t, int64(42), cfg.Sleuth.Impacts[0].ImpactID)
 	assert.Equal(t, "duration", cfg.BigFix.Tags[0].Field)
 	assert.Equal(t, 1, cfg.QueueConfig.Get().NumConsumers)
+	require.NotNil(t, cfg.Storage)
+	assert.Equal(t, "file_storage", cfg.Storage.String())
 }
 
 func TestValidateRefuses(t *testing.T) {

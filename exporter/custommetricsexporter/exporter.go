@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/custommetrics/bundle/internal/storageclient"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"net/http"
 	"time"
 
@@ -62,6 +64,9 @@ type customMetricsExporter struct {
 	tc     *tcForwarder
 	sleuth *sleuthForwarder
 	bigfix *bigfixForwarder
+
+	// state keeps the forwarders' knowledge across restarts (config storage); nil: in memory only.
+	state storage.Client
 }
 
 func newExporter(cfg *Config, set exporter.Settings) (*customMetricsExporter, error) {
@@ -88,12 +93,20 @@ func (e *customMetricsExporter) start(ctx context.Context, host component.Host) 
 		return err
 	}
 	e.client = client
+	if e.cfg.Storage != nil {
+		if e.state, err = storageclient.Open(ctx, host, *e.cfg.Storage, component.KindExporter, e.set.ID); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func (e *customMetricsExporter) shutdown(context.Context) error {
+func (e *customMetricsExporter) shutdown(ctx context.Context) error {
 	if e.client != nil {
 		e.client.CloseIdleConnections()
+	}
+	if e.state != nil {
+		return e.state.Close(ctx)
 	}
 	return nil
 }

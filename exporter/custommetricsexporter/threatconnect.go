@@ -39,14 +39,20 @@ type tcWindowKey struct {
 	start       int64 // unix seconds
 }
 
-// tcWindowState is what is known of a window's figure at ThreatConnect.
+// tcWindowState is what is known of a window's figure at ThreatConnect
+// (kept in the storage extension when one is configured).
 type tcWindowState struct {
-	forwarded float64 // the last figure of ours that the vendor confirmed
-	known     bool    // forwarded and vendor are meaningful
-	vendor    float64 // the vendor's figure as it last answered (returnValue)
-	date      int64   // First/Last: date (unix s) of the last post
-	posts     int     // Average: number of posts (weight 1 each)
-	touched   time.Time
+	Forwarded float64   `json:"forwarded"` // the last figure of ours that the vendor confirmed
+	Known     bool      `json:"known"`     // Forwarded and Vendor are meaningful
+	Vendor    float64   `json:"vendor"`    // the vendor's figure as it last answered (returnValue)
+	Date      int64     `json:"date"`      // First/Last: date (unix s) of the last post
+	Posts     int       `json:"posts"`     // Average: number of posts (weight 1 each)
+	Touched   time.Time `json:"touched"`
+}
+
+// stateKey is the window's key in the storage extension.
+func (k tcWindowKey) stateKey() string {
+	return "tc/" + strconv.Quote(k.metric) + "/" + strconv.Quote(k.key) + "/" + strconv.FormatInt(k.start, 10)
 }
 
 type tcDefinition struct {
@@ -245,11 +251,21 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 	st := t.windows[k]
 	if st == nil {
 		st = &tcWindowState{}
+		if _, err := t.e.loadState(ctx, k.stateKey(), st); err != nil {
+			return err // retryable: nothing was posted
+		}
 		t.windows[k] = st
 	}
-	st.touched = t.e.now()
+	st.Touched = t.e.now()
+	// Whatever happens below changes what is known of the vendor's figure.
+	defer func() {
+		if err := t.e.saveState(ctx, k.stateKey(), st); err != nil {
+			t.e.logger.Warn("Could not keep the ThreatConnect window state; after a restart an Average restatement of this window may be inexact",
+				zap.String("metric", name), zap.Error(err))
+		}
+	}()
 	fig := p.value
-	if st.known && st.forwarded == fig {
+	if st.Known && st.Forwarded == fig {
 		return nil // re-emitted unchanged (at-least-once upstream)
 	}
 	data := func(v float64, date int64) tcData { return tcData{Name: key, Value: v, Date: tcDate(date)} }
@@ -259,20 +275,20 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 		// Post the difference to the vendor's figure. Without a known figure
 		// (first emission, after a restart or a failed post) ask for it by
 		// adding 0, which changes nothing.
-		if !st.known {
+		if !st.Known {
 			v, err := t.post(ctx, name, data(0, start), true)
 			if err != nil {
 				return err
 			}
-			st.vendor = v
+			st.Vendor = v
 		}
-		if delta := fig - st.vendor; delta != 0 {
-			st.known = false // unknown until the answer arrives
+		if delta := fig - st.Vendor; delta != 0 {
+			st.Known = false // unknown until the answer arrives
 			v, err := t.post(ctx, name, data(delta, start), true)
 			if err != nil {
 				return err
 			}
-			st.vendor = v
+			st.Vendor = v
 		}
 	case "Min", "Max":
 		// The vendor keeps the smallest (largest) value: a restatement only
@@ -282,7 +298,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 		if err != nil {
 			return err
 		}
-		st.vendor = v
+		st.Vendor = v
 	case "First", "Last":
 		// The vendor keeps the value with the earliest (latest) date: post
 		// the figure dated before (after) every earlier post. Last walks
@@ -294,8 +310,8 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 		if first {
 			date, step = end-1, -1
 		}
-		if st.date != 0 {
-			date = st.date + step
+		if st.Date != 0 {
+			date = st.Date + step
 		}
 		for {
 			if date < start || date >= end {
@@ -306,7 +322,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 			if err != nil {
 				return err
 			}
-			st.date, st.vendor = date, v
+			st.Date, st.Vendor = date, v
 			if v == fig {
 				break
 			}
@@ -317,29 +333,29 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 		// The vendor's figure is sum(v·w)/sum(w). Every post has weight 1;
 		// after n posts with figure A, posting fig·(n+1) − A·n makes it fig.
 		v := fig
-		if st.known || st.posts > 0 {
-			v = fig*float64(st.posts+1) - st.vendor*float64(st.posts)
+		if st.Known || st.Posts > 0 {
+			v = fig*float64(st.Posts+1) - st.Vendor*float64(st.Posts)
 		}
 		one := 1.0
 		d := data(v, start)
 		d.Weight = &one
 		got, err := t.post(ctx, name, d, true)
 		if err != nil {
-			st.known = false
+			st.Known = false
 			return err
 		}
-		st.posts++
-		st.vendor = got
+		st.Posts++
+		st.Vendor = got
 	case "Count":
 		return consumererror.NewPermanent(fmt.Errorf("threatconnect: %s: %q is a Count metric, which counts posts, not values: "+
 			"forward raw values to it (keep_raw or a pipeline without aggregate), or forward the count figure to a Sum metric", p, name))
 	default:
 		return consumererror.NewPermanent(fmt.Errorf("threatconnect: %q has an unknown dataType %q", name, def.DataType))
 	}
-	st.known, st.forwarded = true, fig
-	if st.vendor != fig {
+	st.Known, st.Forwarded = true, fig
+	if st.Vendor != fig {
 		t.e.logger.Warn("ThreatConnect's window figure differs from the forwarded one (floating-point rounding, or other writers)",
-			zap.String("metric", name), zap.Float64("forwarded", fig), zap.Float64("vendor", st.vendor), zap.String("window", tcDate(start)))
+			zap.String("metric", name), zap.Float64("forwarded", fig), zap.Float64("vendor", st.Vendor), zap.String("window", tcDate(start)))
 	}
 	return nil
 }
@@ -352,8 +368,11 @@ func (t *tcForwarder) prune() {
 	}
 	t.lastPrune = now
 	for k, st := range t.windows {
-		if now.Sub(st.touched) > windowStateTTL {
+		if now.Sub(st.Touched) > windowStateTTL {
 			delete(t.windows, k)
+			if err := t.e.deleteState(context.Background(), k.stateKey()); err != nil {
+				t.e.logger.Warn("Could not delete an expired ThreatConnect window state", zap.Error(err))
+			}
 		}
 	}
 }
