@@ -219,6 +219,7 @@ func readPoints(md pmetric.Metrics) []point {
 				}
 				agg, _ := metric.Metadata().Get(otelmap.MetaAggregation)
 				iv, _ := metric.Metadata().Get(otelmap.MetaInterval)
+				_, window := metric.Metadata().Get(otelmap.MetaWindow)
 				for p := 0; p < dps.Len(); p++ {
 					dp := dps.At(p)
 					if dp.Flags().NoRecordedValue() {
@@ -238,7 +239,9 @@ func readPoints(md pmetric.Metrics) []point {
 					}
 					// The aggregate processor's window figures: metadata says how,
 					// StartTimestamp is the window start, Timestamp its end.
-					if pt.aggregation != "" && pt.interval != "" && dp.StartTimestamp() != 0 && dp.Timestamp() > dp.StartTimestamp() {
+					// Timestamps are int64 (before 1970, two's complement); a window
+					// starting at 0 is one by its custommetrics.window mark.
+					if start, end := int64(dp.StartTimestamp()), int64(dp.Timestamp()); pt.aggregation != "" && pt.interval != "" && (window || start != 0) && end > start {
 						pt.figure = true
 						pt.start = dp.StartTimestamp()
 					}

@@ -72,6 +72,13 @@ func (e *sqlExporter) start(ctx context.Context, _ component.Host) error {
 		return err
 	}
 	applied, err := migrate(ctx, db, e.dialect)
+	// Two SQLite exporters opening one new file at once can meet while one
+	// switches it to WAL, which SQLite answers SQLITE_BUSY without waiting
+	// for the busy timeout: try again for a little while.
+	for try := 1; err != nil && e.cfg.Driver == DriverSQLite && strings.Contains(err.Error(), "SQLITE_BUSY") && try <= 20; try++ {
+		time.Sleep(time.Duration(try) * 10 * time.Millisecond)
+		applied, err = migrate(ctx, db, e.dialect)
+	}
 	if err != nil {
 		_ = db.Close()
 		return fmt.Errorf("sql exporter: migrating the %s schema: %w", e.cfg.Driver, err)
@@ -178,6 +185,9 @@ func (e *sqlExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	b := buildBatch(md)
 	if b.skipped > 0 {
 		e.telemetry.ExporterSQLDataPointsSkipped.Add(ctx, int64(b.skipped))
+		if n := b.skippedKinds["invalid_timestamp"]; n > 0 {
+			e.logger.Warn("Skipped data points whose window ends before it starts", zap.Int("points", n))
+		}
 		if ce := e.logger.Check(zap.DebugLevel, "Skipped data points the sql exporter does not store"); ce != nil {
 			fields := []zap.Field{zap.Int("skipped", b.skipped)}
 			for kind, n := range b.skippedKinds {

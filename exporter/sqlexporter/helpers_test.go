@@ -96,6 +96,7 @@ type dp struct {
 	interval    string
 	sum         bool
 	unit        string
+	window      string // custommetrics.window metadata (the aggregate processor's figures)
 }
 
 // metricsOf builds a batch: one resource with resAttrs, one metric per point.
@@ -113,6 +114,9 @@ func metricsOf(resAttrs map[string]any, dps ...dp) pmetric.Metrics {
 		}
 		if d.interval != "" {
 			m.Metadata().PutStr(otelmap.MetaInterval, d.interval)
+		}
+		if d.window != "" {
+			m.Metadata().PutStr(otelmap.MetaWindow, d.window)
 		}
 		var p pmetric.NumberDataPoint
 		if d.sum {

@@ -28,6 +28,7 @@ func TestPostgres(t *testing.T) {
 		"Migrations":          postgresMigrations,
 		"PermanentErrors":     postgresPermanentErrors,
 		"READMEQueries":       scenarioREADMEQueries,
+		"EdgeDates":           scenarioEdgeDates,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -114,6 +114,9 @@ func buildBatch(md pmetric.Metrics) *batch {
 				name := cleanText(m.Name())
 				unit := cleanText(m.Unit())
 				agg, interval := metricDefinition(m.Metadata())
+				// The aggregate processor's figures are windows even when they
+				// start at 0 (1970-01-01).
+				_, window := m.Metadata().Get(otelmap.MetaWindow)
 				for p := 0; p < dps.Len(); p++ {
 					dp := dps.At(p)
 					value, ok := numberValue(dp)
@@ -121,18 +124,21 @@ func buildBatch(md pmetric.Metrics) *batch {
 						b.skip("no_value", 1)
 						continue
 					}
-					ts, start := dp.Timestamp(), dp.StartTimestamp()
-					if ts > math.MaxInt64 || start > math.MaxInt64 || (start != 0 && start > ts) {
+					// int64 Unix nanoseconds: before 1970 negative, carried as
+					// their two's complement (see calendar.MinTime).
+					ts, start := int64(dp.Timestamp()), int64(dp.StartTimestamp())
+					isWindow := window || start != 0
+					if isWindow && start >= ts {
 						b.skip("invalid_timestamp", 1)
 						continue
 					}
 					attrs, annotations := splitAttributes(dp.Attributes())
 					buf = appendSeriesID(buf[:0], name, resAttrs, attrs)
 					id := string(buf)
-					if start != 0 {
+					if isWindow {
 						row := windowRow{
 							seriesID: id, metric: name, attrs: attrs, annotations: annotations, resAttrs: resAttrs,
-							start: int64(start), end: int64(ts), value: value,
+							start: start, end: ts, value: value,
 							aggregation: agg, interval: interval, metricType: metricType, unit: unit,
 						}
 						key := windowKey{id, row.start, row.end}
@@ -146,7 +152,7 @@ func buildBatch(md pmetric.Metrics) *batch {
 					}
 					row := pointRow{
 						seriesID: id, metric: name, attrs: attrs, annotations: annotations, resAttrs: resAttrs,
-						time: int64(ts), value: value, metricType: metricType, unit: unit,
+						time: ts, value: value, metricType: metricType, unit: unit,
 					}
 					key := pointKey{id, row.time}
 					if n, dup := pointIdx[key]; dup {

@@ -92,10 +92,13 @@ func TestBuildBatch(t *testing.T) {
 	p.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
 	ms.AppendEmpty().SetName("empty-metric")
 	ms.AppendEmpty().SetEmptyGauge().DataPoints().AppendEmpty().SetTimestamp(9) // no value
+	// Timestamps are int64 (before 1970: two's complement): this window
+	// runs from -1 ns to -2 ns, backwards.
 	big := ms.AppendEmpty()
-	big.SetName("far-future")
+	big.SetName("backwards-before-1970")
 	bp := big.SetEmptyGauge().DataPoints().AppendEmpty()
-	bp.SetTimestamp(pcommon.Timestamp(math.MaxUint64))
+	bp.SetStartTimestamp(pcommon.Timestamp(math.MaxUint64))
+	bp.SetTimestamp(pcommon.Timestamp(math.MaxUint64 - 1))
 	bp.SetDoubleValue(1)
 
 	b := buildBatch(md)

@@ -319,3 +319,38 @@ func scenarioConcurrentWriters(t *testing.T, s store) {
 func exportertestSettings() exporter.Settings { return exportertest.NewNopSettings(typ) }
 
 func pcommonTS(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }
+
+// scenarioEdgeDates: windows before 1970 (negative Unix nanoseconds, carried
+// in OTLP as their two's complement), the window that starts at the epoch
+// (StartTimestamp 0: a window only by its custommetrics.window mark) and the
+// first and last supported years are stored with their exact bounds, and so
+// is a raw point before 1970; nothing is skipped.
+func scenarioEdgeDates(t *testing.T, s store) {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	e := startExporter(t, s.config(), metadatatest.NewSettings(tt))
+	day := int64(24 * time.Hour)
+	y1700 := ns(time.Date(1700, 1, 1, 0, 0, 0, 0, time.UTC))
+	y1701 := ns(time.Date(1701, 1, 1, 0, 0, 0, 0, time.UTC))
+	y2199 := ns(time.Date(2199, 1, 1, 0, 0, 0, 0, time.UTC))
+	y2200 := ns(time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC))
+	md := metricsOf(resA,
+		dp{metric: "backfill", start: -day, end: 0, value: 1, aggregation: "sum", interval: "day", window: "closed"},
+		dp{metric: "backfill", start: 0, end: day, value: 2, aggregation: "sum", interval: "day", window: "closed"},
+		dp{metric: "backfill", start: -20 * 365 * day, end: -20*365*day + day, value: 3, aggregation: "sum", interval: "day", window: "closed"},
+		dp{metric: "years", start: y1700, end: y1701, value: 4, aggregation: "sum", interval: "year", window: "closed"},
+		dp{metric: "years", start: y2199, end: y2200, value: 5, aggregation: "sum", interval: "year", window: "closed"},
+		dp{metric: "raw", end: -day / 2, value: 6},
+	)
+	require.NoError(t, e.push(context.Background(), md))
+	var got [][2]int64
+	for _, w := range s.windows(t) {
+		got = append(got, [2]int64{w.Start, w.End})
+	}
+	assert.ElementsMatch(t, [][2]int64{{-day, 0}, {0, day}, {-20 * 365 * day, -20*365*day + day}, {y1700, y1701}, {y2199, y2200}}, got)
+	pts := s.points(t)
+	require.Len(t, pts, 1)
+	assert.Equal(t, -day/2, pts[0].Time)
+	metadatatest.AssertEqualExporterSQLWindowsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 5}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualExporterSQLPointsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
+}

@@ -23,6 +23,7 @@ func TestSQLiteWriteReadBack(t *testing.T)    { scenarioWriteReadBack(t, newSQLi
 func TestSQLiteDuplicateBatch(t *testing.T)   { scenarioDuplicateBatch(t, newSQLiteStore(t)) }
 func TestSQLiteRestatement(t *testing.T)      { scenarioRestatement(t, newSQLiteStore(t)) }
 func TestSQLiteConcurrentPushes(t *testing.T) { scenarioConcurrentWriters(t, newSQLiteStore(t)) }
+func TestSQLiteEdgeDates(t *testing.T)        { scenarioEdgeDates(t, newSQLiteStore(t)) }
 
 // TestSQLiteDefaultPath starts the default configuration in an empty working
 // directory: the file is data/custommetrics.db, its directory is created,

@@ -114,3 +114,52 @@ func (c Compact) Value(f Func) float64 {
 
 // Count returns the number of accepted points.
 func (c Compact) Count() uint64 { return c.count }
+
+// Merge folds o (kept for the same f) into c, as State.Merge does for f.
+func (c *Compact) Merge(f Func, o Compact) {
+	if o.count == 0 {
+		return
+	}
+	if c.count == 0 {
+		*c = o
+		return
+	}
+	c.count += o.count
+	switch f {
+	case Sum:
+		c.a += o.a
+	case Min:
+		c.a = min(c.a, o.a)
+	case Max:
+		c.a = max(c.a, o.a)
+	case First:
+		if before(int64(o.b), o.c, o.a, int64(c.b), c.c, c.a) {
+			c.a, c.b, c.c = o.a, o.b, o.c
+		}
+	case Last:
+		if before(int64(c.b), c.c, c.a, int64(o.b), o.c, o.a) {
+			c.a, c.b, c.c = o.a, o.b, o.c
+		}
+	case Average:
+		c.a += o.a
+		c.b = math.Float64bits(math.Float64frombits(c.b) + math.Float64frombits(o.b))
+	}
+}
+
+// Finite reports whether c has a finite figure for f, or no points: what a
+// window may hold. Only Sum and Average can leave the finite range (a sum
+// overflows; an Average whose weights sum to 0 has no figure); the other
+// functions answer one of their finite inputs, or a count.
+func (c Compact) Finite(f Func) bool {
+	if c.count == 0 {
+		return true
+	}
+	switch f {
+	case Sum:
+		return c.a-c.a == 0
+	case Average:
+		w := math.Float64frombits(c.b)
+		return c.a-c.a == 0 && w-w == 0 && w > 0
+	}
+	return true
+}

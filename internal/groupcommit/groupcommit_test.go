@@ -11,93 +11,112 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// log is an owner: callers queue ints, flush "writes" them.
-type log struct {
+// store is an owner: rounds write ints into it, or fail and leave no trace.
+type store struct {
 	mu      sync.Mutex
-	queued  []int
 	written map[int]bool
-	flushes int
+	rounds  int
 	fail    error
 }
 
-func (l *log) add(v int) {
-	l.mu.Lock()
-	l.queued = append(l.queued, v)
-	l.mu.Unlock()
+func newStore() *store { return &store{written: map[int]bool{}} }
+
+func (s *store) write(items []int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rounds++
+	if s.fail != nil {
+		return s.fail
+	}
+	for _, v := range items {
+		s.written[v] = true
+	}
+	return nil
 }
 
-func (l *log) flush() (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	batch := l.queued
-	l.queued = nil
-	if len(batch) == 0 {
-		return 0, nil
-	}
-	l.flushes++
-	if l.fail != nil {
-		l.queued = append(batch, l.queued...) // stays queued
-		return len(batch), l.fail
-	}
-	for _, v := range batch {
-		l.written[v] = true
-	}
-	return len(batch), nil
+func (s *store) isWritten(v int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written[v]
 }
 
-func (l *log) isWritten(v int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.written[v]
+func (s *store) setFail(err error) {
+	s.mu.Lock()
+	s.fail = err
+	s.mu.Unlock()
 }
 
-// TestEveryWaiterFindsItsWriteDone: whatever the interleaving, a caller's
-// item is written when its Wait returns nil.
-func TestEveryWaiterFindsItsWriteDone(t *testing.T) {
+// TestEveryWaiterIsToldItsOwnWrite: whatever the interleaving, and with
+// rounds failing at random, Wait returns nil exactly when the caller's item
+// was written (the round Add returns is the one that takes the item).
+func TestEveryWaiterIsToldItsOwnWrite(t *testing.T) {
 	for _, delay := range []time.Duration{0, 200 * time.Microsecond} {
-		l := &log{written: map[int]bool{}}
-		c := New(l.flush, delay)
+		s := newStore()
+		var n int
+		c := New(func(items []int) error {
+			n++
+			if n%3 == 0 {
+				s.setFail(errors.New("disk full"))
+			} else {
+				s.setFail(nil)
+			}
+			return s.write(items)
+		}, delay)
 		const callers, calls = 32, 100
 		var wg sync.WaitGroup
+		var ok, failed sync.Map
 		for g := range callers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for i := range calls {
 					v := g*calls + i
-					l.add(v)
-					if assert.NoError(t, c.Wait(context.Background())) {
-						assert.True(t, l.isWritten(v), "released before its item was written")
+					if err := c.Wait(context.Background(), c.Add(v)); err == nil {
+						ok.Store(v, true)
+					} else {
+						failed.Store(v, true)
 					}
 				}
 			}()
 		}
 		wg.Wait()
 		c.Close()
-		t.Logf("delay %v: %d calls, %d flushes", delay, callers*calls, l.flushes)
-		assert.Len(t, l.written, callers*calls)
+		var nOK, nFailed int
+		ok.Range(func(k, _ any) bool {
+			nOK++
+			assert.True(t, s.isWritten(k.(int)), "told written but not written")
+			return true
+		})
+		failed.Range(func(k, _ any) bool {
+			nFailed++
+			assert.False(t, s.isWritten(k.(int)), "told failed but written")
+			return true
+		})
+		t.Logf("delay %v: %d calls, %d rounds, %d failed", delay, callers*calls, s.rounds, nFailed)
+		assert.Equal(t, callers*calls, nOK+nFailed)
+		assert.Positive(t, nFailed)
 	}
 }
 
-// TestCallersShareARound: callers that queue while a write is in progress
-// are all written by the next one.
+// TestCallersShareARound: callers that add while a write is in progress are
+// all written by the next one.
 func TestCallersShareARound(t *testing.T) {
-	l := &log{written: map[int]bool{}}
+	s := newStore()
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	c := New(func() (int, error) {
-		n, err := l.flush()
+	c := New(func(items []int) error {
+		err := s.write(items)
 		once.Do(func() { close(entered); <-release }) // the first write takes a while
-		return n, err
+		return err
 	}, 0)
 	defer c.Close()
 	errs := make(chan error, 11)
-	l.add(0)
-	go func() { errs <- c.Wait(context.Background()) }()
+	r0 := c.Add(0)
+	go func() { errs <- c.Wait(context.Background(), r0) }()
 	<-entered
 	for i := 1; i <= 10; i++ {
-		l.add(i)
-		go func() { errs <- c.Wait(context.Background()) }()
+		r := c.Add(i)
+		go func() { errs <- c.Wait(context.Background(), r) }()
 	}
 	require.Eventually(t, func() bool {
 		c.mu.Lock()
@@ -108,61 +127,59 @@ func TestCallersShareARound(t *testing.T) {
 	for range 11 {
 		require.NoError(t, <-errs)
 	}
-	assert.Equal(t, 2, l.flushes, "the ten callers that came during the first write share the second")
-	assert.Len(t, l.written, 11)
+	assert.Equal(t, 2, s.rounds, "the ten callers that came during the first write share the second")
+	assert.Len(t, s.written, 11)
 }
 
-// TestErrorReachesTheRoundsWaiters: a failed write fails the waiters of that
-// round; the items stay queued and a later round writes them.
-func TestErrorReachesTheRoundsWaiters(t *testing.T) {
+// TestFailedRoundLeavesNoTrace: a failed write fails the waiters of that
+// round and is not retried: its items are gone, later rounds write only
+// their own.
+func TestFailedRoundLeavesNoTrace(t *testing.T) {
 	boom := errors.New("disk full")
-	l := &log{written: map[int]bool{}, fail: boom}
-	c := New(l.flush, 0)
+	s := newStore()
+	s.setFail(boom)
+	c := New(s.write, 0)
 	defer c.Close()
-	l.add(1)
-	require.ErrorIs(t, c.Wait(context.Background()), boom)
-	l.mu.Lock()
-	l.fail = nil
-	l.mu.Unlock()
-	l.add(2)
-	require.NoError(t, c.Wait(context.Background()))
-	assert.True(t, l.isWritten(1), "the failed item is written by the next round")
-	assert.True(t, l.isWritten(2))
+	require.ErrorIs(t, c.Wait(context.Background(), c.Add(1)), boom)
+	s.setFail(nil)
+	require.NoError(t, c.Wait(context.Background(), c.Add(2)))
+	assert.False(t, s.isWritten(1), "the failed item must not be written later")
+	assert.True(t, s.isWritten(2))
 }
 
-// TestCloseWritesWhatIsQueued: Close flushes queued items (a Kick-only
+// TestCloseWritesWhatIsQueued: Close writes queued items (a Kick-only
 // caller's too); a Wait after Close fails rather than blocking.
 func TestCloseWritesWhatIsQueued(t *testing.T) {
-	l := &log{written: map[int]bool{}}
-	c := New(l.flush, time.Hour) // a long delay must not hold up Close
-	l.add(1)
-	l.add(2)
+	s := newStore()
+	c := New(s.write, time.Hour) // a long delay must not hold up Close
+	c.Add(1)
+	c.Add(2)
+	c.Kick()
 	c.Close()
-	assert.True(t, l.isWritten(1))
-	assert.True(t, l.isWritten(2))
-	l.add(3)
-	assert.ErrorIs(t, c.Wait(context.Background()), ErrClosed)
+	assert.True(t, s.isWritten(1))
+	assert.True(t, s.isWritten(2))
+	assert.ErrorIs(t, c.Wait(context.Background(), c.Add(3)), ErrClosed)
 	c.Close() // idempotent
 
-	// Never started: Close still flushes.
-	l2 := &log{written: map[int]bool{}}
-	c2 := New(l2.flush, 0)
-	l2.add(7)
+	// Never started: Close still writes.
+	s2 := newStore()
+	c2 := New(s2.write, 0)
+	c2.Add(7)
 	c2.Close()
-	assert.True(t, l2.isWritten(7))
+	assert.True(t, s2.isWritten(7))
 }
 
 // TestWaitHonoursContext: a caller whose context ends stops waiting (its
 // item is still written by the round).
 func TestWaitHonoursContext(t *testing.T) {
 	release := make(chan struct{})
-	l := &log{written: map[int]bool{}}
-	c := New(func() (int, error) { <-release; return l.flush() }, 0)
-	l.add(1)
+	s := newStore()
+	c := New(func(items []int) error { <-release; return s.write(items) }, 0)
+	r := c.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, c.Wait(ctx), context.DeadlineExceeded)
+	require.ErrorIs(t, c.Wait(ctx, r), context.DeadlineExceeded)
 	close(release)
 	c.Close()
-	assert.True(t, l.isWritten(1))
+	assert.True(t, s.isWritten(1))
 }

@@ -50,6 +50,18 @@ const (
 	MetaAggregation = "custommetrics.aggregation" // sum, count, min, max, first, last, average
 	MetaInterval    = "custommetrics.interval"    // five_minute, hour, day, week, month, year
 	MetaKeyed       = "custommetrics.keyed"       // bool
+	// MetaWindow marks the aggregate processor's output: each data point is
+	// the figure of the window [StartTimestamp, Timestamp), which may start
+	// at 0 (1970-01-01) or before it (two's complement). Its value says
+	// which figure: WindowRunning, WindowClosed or WindowRestatement.
+	MetaWindow = "custommetrics.window"
+)
+
+// Values of MetaWindow.
+const (
+	WindowRunning     = "running"     // the window is open: its figure may still change
+	WindowClosed      = "closed"      // the window's closing figure
+	WindowRestatement = "restatement" // a closed window's new figure after a late value
 )
 
 // ScopeName is the instrumentation scope of values produced by the receiver.
@@ -121,7 +133,15 @@ func (b *Batch) Add(name, unit string, def Definition, values ...Value) {
 	for _, v := range values {
 		dp := dps.AppendEmpty()
 		dp.SetDoubleValue(v.Value)
-		dp.SetTimestamp(v.Time)
+		ts := v.Time
+		if ts == 0 {
+			// OTLP reads a timestamp of 0 as "unset" (the aggregate processor
+			// then uses the arrival time). 1970-01-01T00:00:00Z exactly goes
+			// out one nanosecond later, which lies in the same window of
+			// every interval: window bounds are whole seconds.
+			ts = 1
+		}
+		dp.SetTimestamp(ts)
 		if def.Keyed {
 			dp.Attributes().PutStr(AttrKey, v.Key)
 		}

@@ -64,11 +64,14 @@ type Store struct {
 	seq     uint64
 	windows map[windowKey]*entry
 
-	// Group commit: Adds queue their window here and wait for the
-	// committer, which writes everything queued in one round.
-	pmu     sync.Mutex
-	pending map[windowKey]*entry
-	commits *groupcommit.Committer
+	// Group commit: Adds queue their window and wait for the committer,
+	// which writes everything queued in one round.
+	commits *groupcommit.Committer[queued]
+}
+
+type queued struct {
+	k windowKey
+	e *entry
 }
 
 type entry struct {
@@ -79,8 +82,8 @@ type entry struct {
 
 // New returns a Store persisted through backend, with windows of cal.
 func New(backend Backend, cal *calendar.Calendar) *Store {
-	s := &Store{backend: backend, cal: cal, windows: map[windowKey]*entry{}, pending: map[windowKey]*entry{}}
-	s.commits = groupcommit.New(s.flush, 0)
+	s := &Store{backend: backend, cal: cal, windows: map[windowKey]*entry{}}
+	s.commits = groupcommit.New(s.write, 0)
 	return s
 }
 
@@ -132,49 +135,30 @@ func (s *Store) Add(ctx context.Context, series Series, iv calendar.Interval, ts
 
 // persist queues the window for the next commit round and waits for it.
 func (s *Store) persist(ctx context.Context, k windowKey, e *entry) error {
-	s.pmu.Lock()
-	s.pending[k] = e
-	s.pmu.Unlock()
-	return s.commits.Wait(ctx)
+	return s.commits.Wait(ctx, s.commits.Add(queued{k, e}))
 }
 
-// flush writes every queued window in one round (groupcommit.Flush).
-func (s *Store) flush() (int, error) {
-	s.pmu.Lock()
-	batch := s.pending
-	s.pending = map[windowKey]*entry{}
-	s.pmu.Unlock()
-	if len(batch) == 0 {
-		return 0, nil
-	}
+// write writes the windows of one round (groupcommit.Write). Each holds its
+// whole state, so a window that a failed round did not write is written by
+// the next round that takes it.
+func (s *Store) write(batch []queued) error {
 	ops := make([]*storage.Operation, 0, len(batch))
-	for k, e := range batch {
-		e.mu.Lock()
-		ops = append(ops, storage.SetOperation(k.storageKey(), e.state.AppendBinary(nil)))
-		e.mu.Unlock()
+	for _, q := range batch {
+		q.e.mu.Lock()
+		ops = append(ops, storage.SetOperation(q.k.storageKey(), q.e.state.AppendBinary(nil)))
+		q.e.mu.Unlock()
 	}
 	// The round's requests may be gone; the write still belongs to the values they added.
 	ctx := context.Background()
-	var err error
 	if b, ok := s.backend.(batcher); ok {
-		err = b.Batch(ctx, ops...)
-	} else {
-		for _, op := range ops {
-			if err = s.backend.Set(ctx, op.Key, op.Value); err != nil {
-				break
-			}
+		return b.Batch(ctx, ops...)
+	}
+	for _, op := range ops {
+		if err := s.backend.Set(ctx, op.Key, op.Value); err != nil {
+			return err
 		}
 	}
-	if err != nil {
-		// What failed stays queued (groupcommit.Flush's contract): a caller
-		// whose window this round took may be waiting on the next round.
-		s.pmu.Lock()
-		for k, e := range batch {
-			s.pending[k] = e
-		}
-		s.pmu.Unlock()
-	}
-	return len(ops), err
+	return nil
 }
 
 // Close writes what is queued and stops the committer; Adds after Close fail.

@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
@@ -147,90 +147,179 @@ func decodeRecord(b []byte) (record, error) {
 	return r, nil
 }
 
-type durable struct {
-	p      *aggProcessor
-	client storage.Client
-
-	mu      sync.Mutex
-	pending []*window
-	spare   []*window // the previous round's slice, reused (committer only)
-	commits *groupcommit.Committer
+// A pending holds a window's changes that are not yet committed. Values are
+// added to the window's pend, not to its acc; the group commit that takes
+// the pending writes acc ⊕ delta and, once storage has it, folds the delta
+// into acc. A failed commit drops the delta: nothing of it was counted, in
+// memory or in storage, and its callers are refused.
+//
+// A window has at most two: the one a commit is writing (taken), and the
+// one collecting changes meanwhile (its prev is the taken one). Guarded by
+// the window's shard mutex, except round and err (set once).
+type pending struct {
+	w     *window
+	delta aggregation.Compact
+	prev  *pending           // the taken pending this one follows, until its commit ends
+	round *groupcommit.Round // the commit that takes it
+	taken bool
+	err   error // why its commit did not count it (set before round is done)
 }
 
-func newDurable(p *aggProcessor, client storage.Client) *durable {
-	d := &durable{p: p, client: client}
-	d.commits = groupcommit.New(d.flush, p.cfg.CommitDelay)
+// live returns w's state with its uncommitted changes: what the window's
+// figure becomes if they commit. Caller holds w's shard lock.
+func (w *window) live() aggregation.Compact {
+	c := w.acc
+	if e := w.pend; e != nil {
+		if e.prev != nil {
+			c.Merge(w.d.fn, e.prev.delta)
+		}
+		c.Merge(w.d.fn, e.delta)
+	}
+	return c
+}
+
+type durable struct {
+	p       *aggProcessor
+	client  storage.Client
+	commits *groupcommit.Committer[*pending]
+	health  health
+}
+
+func newDurable(p *aggProcessor, client storage.Client, host component.Host) *durable {
+	d := &durable{p: p, client: client, health: health{host: host}}
+	d.commits = groupcommit.New(d.write, p.cfg.CommitDelay)
 	return d
 }
 
-// enqueue queues w for the next commit. The caller holds w's shard lock and
-// has set w.pending (lock order: shard, then d.mu).
-func (d *durable) enqueue(w *window) {
-	d.mu.Lock()
-	d.pending = append(d.pending, w)
-	d.mu.Unlock()
+// pendingOf returns the pending that collects w's next changes, queueing a
+// new one when there is none or the current one is being written. Caller
+// holds w's shard lock (lock order: shard, then the committer's).
+func (d *durable) pendingOf(w *window) *pending {
+	if e := w.pend; e != nil && !e.taken {
+		return e
+	}
+	e := &pending{w: w, prev: w.pend}
+	w.pend = e
+	e.round = d.commits.Add(e)
+	return e
 }
 
 // kick asks for a commit without waiting for it.
 func (d *durable) kick() { d.commits.Kick() }
 
-// wait returns when every window queued before the call is written.
-func (d *durable) wait(ctx context.Context) error { return d.commits.Wait(ctx) }
+// errStorage marks a failed commit: retryable, nothing of it was counted.
+var errStorage = errors.New("aggregate processor: writing window states to storage failed; nothing of this batch was counted, retry later")
 
-// flush writes the pending windows in one storage Batch (groupcommit.Flush).
-// Windows that fail to be written stay queued for the next round.
-func (d *durable) flush() (int, error) {
-	d.mu.Lock()
-	list := d.pending
-	d.pending = d.spare[:0]
-	d.mu.Unlock()
-	if len(list) == 0 {
-		d.spare = list
-		return 0, nil
-	}
-	ops := make([]*storage.Operation, len(list))
-	vers := make([]uint32, len(list))
+// write commits the pendings of one round in one storage Batch
+// (groupcommit.Write): each window's acc ⊕ delta. It folds the deltas into
+// the windows only once storage has them; on failure it drops them.
+func (d *durable) write(list []*pending) error {
+	ops := make([]*storage.Operation, 0, len(list))
+	states := make([]aggregation.Compact, len(list))
 	flags := make([]byte, len(list))
-	for i, w := range list {
+	for i, e := range list {
+		w := e.w
 		sh := &d.p.shards[w.shard]
 		sh.mu.Lock()
-		w.pending = false
-		st := w.acc.State(w.d.fn)
-		vers[i] = w.version
+		e.taken = true
+		st := w.acc
+		st.Merge(w.d.fn, e.delta)
+		if !st.Finite(w.d.fn) {
+			// Only reachable when an earlier commit of the window failed
+			// after apply checked this delta against it (apply refuses what
+			// makes a figure non-finite): the window keeps its last finite figure.
+			e.err = errNonFinite
+		}
 		if w.final {
 			flags[i] |= flagFinal
-			if w.emitted == w.version {
+			if w.emitted == w.version && e.delta.Count() == 0 {
 				flags[i] |= flagDone
 			}
 		}
 		sh.mu.Unlock()
-		ops[i] = storage.SetOperation(storageKey(w), encodeRecord(w, &st, flags[i]))
+		states[i] = st
+		if e.err == nil {
+			full := st.State(w.d.fn)
+			ops = append(ops, storage.SetOperation(storageKey(w), encodeRecord(w, &full, flags[i])))
+		}
 	}
 	err := d.client.Batch(context.Background(), ops...)
-	for i, w := range list {
+	for i, e := range list {
+		w := e.w
 		sh := &d.p.shards[w.shard]
 		sh.mu.Lock()
-		if err == nil {
-			w.persisted = vers[i]
+		if e.err == nil && err != nil {
+			e.err = errStorage // the cause (paths and all) goes to the log, not to clients
+		}
+		if e.err == nil {
+			if e.delta.Count() > 0 {
+				w.acc = states[i]
+				w.version++
+			}
 			w.donePersisted = flags[i]&flagDone != 0
-		} else if !w.pending {
-			w.pending = true
-			d.enqueue(w)
+		}
+		if w.pend == e {
+			w.pend = nil
+		} else if w.pend != nil && w.pend.prev == e {
+			w.pend.prev = nil
 		}
 		sh.mu.Unlock()
 	}
 	ctx := context.Background()
-	n := len(list)
-	if err == nil {
-		d.p.tel.ProcessorAggregateCommits.Add(ctx, 1)
-		d.p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(n))
-	} else {
-		err = fmt.Errorf("writing %d window states to storage: %w", n, err)
-		d.p.logger.Error("Group commit failed; the windows stay queued for the next commit", zap.Error(err))
+	if err != nil {
+		err = fmt.Errorf("writing %d window states to storage: %w", len(ops), err)
+		d.p.tel.ProcessorAggregateCommitsFailed.Add(ctx, 1)
+		d.health.failed(d.p, err)
+		return err
 	}
-	clear(list)
-	d.spare = list[:0]
-	return n, err
+	d.p.tel.ProcessorAggregateCommits.Add(ctx, 1)
+	d.p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(len(ops)))
+	d.health.ok(d.p)
+	return nil
+}
+
+// health reports storage failures through componentstatus (so that
+// health_check shows them) when commits start failing, and recovery when
+// they succeed again. Used by the committer goroutine only.
+type health struct {
+	host    component.Host
+	failing bool
+}
+
+func (h *health) failed(p *aggProcessor, err error) {
+	if !h.failing {
+		h.failing = true
+		p.logger.Error("Writing window states to storage failed; refusing values (retryable) until a commit succeeds", zap.Error(err))
+		componentstatus.ReportStatus(h.host, componentstatus.NewRecoverableErrorEvent(err))
+	}
+}
+
+func (h *health) ok(p *aggProcessor) {
+	if h.failing {
+		h.failing = false
+		p.logger.Info("Writing window states to storage works again")
+		componentstatus.ReportStatus(h.host, componentstatus.NewEvent(componentstatus.StatusOK))
+	}
+}
+
+// wait returns once the commits of the pendings the caller changed are
+// done: nil when every one of them counted.
+func (d *durable) wait(ctx context.Context, changed []*pending) error {
+	var last *groupcommit.Round
+	for _, e := range changed {
+		if e.round != last { // consecutive pendings mostly share a round
+			if err := d.commits.Wait(ctx, e.round); err != nil && e.err == nil {
+				return err // the round was not written (closed)
+			}
+			last = e.round
+		}
+	}
+	for _, e := range changed {
+		if e.err != nil {
+			return e.err
+		}
+	}
+	return nil
 }
 
 // halt writes what is queued and stops the committer, leaving the client
@@ -327,7 +416,7 @@ func fullKey(dsc *desc, iv calendar.Interval, start int64, attrs []byte) []byte 
 func (d *durable) restore(dsc *desc, r *record) bool {
 	p := d.p
 	k := fullKey(dsc, r.iv, r.start, r.attrs)
-	w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, acc: aggregation.CompactOf(dsc.fn, r.state), version: 1, persisted: 1, final: r.final}
+	w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, acc: aggregation.CompactOf(dsc.fn, r.state), version: 1, final: r.final}
 	h := mapHash(p, k)
 	w.shard = uint8(h & (numShards - 1))
 	sh := &p.shards[w.shard]

@@ -22,6 +22,8 @@ const (
 	emitRestatement
 )
 
+var windowKinds = [...]string{emitRunning: otelmap.WindowRunning, emitFinal: otelmap.WindowClosed, emitRestatement: otelmap.WindowRestatement}
+
 // snap is a window's figure taken for emission.
 type snap struct {
 	w       *window
@@ -82,12 +84,11 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 			s.w.emitted = s.version // one emitter: versions only grow
 			if s.kind != emitRunning {
 				s.w.final = true
-				if p.store != nil && !s.w.pending {
+				if p.store != nil {
 					// Record that this closing figure went out, so a restart
 					// does not emit it again (no waiter: at worst a restart
 					// emits the same figure once more).
-					s.w.pending = true
-					p.store.enqueue(s.w)
+					p.store.pendingOf(s.w)
 				}
 			}
 			sh.mu.Unlock()
@@ -129,7 +130,7 @@ func (p *aggProcessor) evict(nowNs int64) {
 		sh := &p.shards[i]
 		sh.mu.Lock()
 		sh.each(func(h uint64, w *window) {
-			if w.pins > 0 || w.pending {
+			if w.pins > 0 || w.pend != nil {
 				return
 			}
 			if w.version == 0 { // placeholder of a refused or failed batch
@@ -141,7 +142,7 @@ func (p *aggProcessor) evict(nowNs int64) {
 				return
 			}
 			if p.store != nil {
-				if w.persisted == w.version && w.donePersisted {
+				if w.donePersisted {
 					sh.del(h, w)
 					p.inMem.Add(-1)
 				}
@@ -192,18 +193,20 @@ func (p *aggProcessor) evict(nowNs int64) {
 }
 
 // build turns snapshots into output metrics: one metric per (desc,
-// interval), one data point per window with StartTimestamp = window start
-// and Timestamp = window end.
+// interval, kind), one data point per window with StartTimestamp = window
+// start and Timestamp = window end (int64 Unix nanoseconds: before 1970,
+// their two's complement), and metadata custommetrics.window naming the kind.
 func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 	slices.SortFunc(snaps, func(a, b snap) int {
 		return cmp.Or(cmp.Compare(a.w.d.rs, b.w.d.rs), cmp.Compare(a.w.d.id, b.w.d.id), cmp.Compare(a.w.iv, b.w.iv),
-			cmp.Compare(a.w.start, b.w.start), cmp.Compare(a.w.akey, b.w.akey))
+			cmp.Compare(a.kind, b.kind), cmp.Compare(a.w.start, b.w.start), cmp.Compare(a.w.akey, b.w.akey))
 	})
 	md := pmetric.NewMetrics()
 	var (
 		lastD  *desc
 		lastRS = "\x00none"
 		lastIv = -1
+		lastK  emitKind
 		sms    pmetric.MetricSlice
 		dps    pmetric.NumberDataPointSlice
 	)
@@ -221,7 +224,7 @@ func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 		if d != lastD {
 			lastD, lastIv = d, -1
 		}
-		if int(w.iv) != lastIv {
+		if int(w.iv) != lastIv || s.kind != lastK {
 			m := sms.AppendEmpty()
 			m.SetName(d.name)
 			m.SetUnit(d.unit)
@@ -229,6 +232,7 @@ func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 			d.meta.CopyTo(m.Metadata())
 			m.Metadata().PutStr(otelmap.MetaAggregation, d.fn.String())
 			m.Metadata().PutStr(otelmap.MetaInterval, w.iv.String())
+			m.Metadata().PutStr(otelmap.MetaWindow, windowKinds[s.kind])
 			if d.fn.IsSum() {
 				sum := m.SetEmptySum()
 				sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
@@ -237,7 +241,7 @@ func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 			} else {
 				dps = m.SetEmptyGauge().DataPoints()
 			}
-			lastIv = int(w.iv)
+			lastIv, lastK = int(w.iv), s.kind
 		}
 		dp := dps.AppendEmpty()
 		if _, err := decodeMap(w.attrs(), dp.Attributes()); err != nil {

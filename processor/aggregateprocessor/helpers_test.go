@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -43,7 +44,7 @@ func newTestProcessor(t testing.TB, cfg *Config, next consumer.Metrics, clk *clo
 		p.now = clk.now
 	}
 	if client != nil {
-		p.store = newDurable(p, client)
+		p.store = newDurable(p, client, componenttest.NewNopHost())
 		require.NoError(t, p.store.load(context.Background()))
 		t.Cleanup(func() {
 			if p.store != nil {

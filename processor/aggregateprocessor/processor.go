@@ -57,16 +57,19 @@ type window struct {
 	d     *desc
 	start int64
 	end   int64
-	acc   aggregation.Compact // what d.fn needs of the aggregation state
-	// version counts the points added (plus 1 when loaded from storage);
-	// emitted and persisted are the versions last emitted / written.
-	version, emitted, persisted uint32
-	pins                        int32 // in-flight ConsumeMetrics calls that resolved this window
-	iv                          calendar.Interval
-	shard                       uint8
-	pending                     bool // queued for the next group commit
-	final                       bool // a closing figure was emitted: later ones are restatements
-	donePersisted               bool // storage says this figure went out closed (a restart does not re-emit it)
+	// acc is what d.fn needs of the aggregation state. With storage it is
+	// the committed state, the one storage holds: values wait in pend until
+	// their group commit succeeds, and a failed commit leaves no trace.
+	acc  aggregation.Compact
+	pend *pending // with storage: changes not yet committed, nil when none
+	// version changes with acc (plus 1 when loaded from storage); emitted
+	// is the version last emitted.
+	version, emitted uint32
+	pins             int32 // in-flight ConsumeMetrics calls that resolved this window
+	iv               calendar.Interval
+	shard            uint8
+	final            bool // a closing figure was emitted: later ones are restatements
+	donePersisted    bool // storage says this figure went out closed (a restart does not re-emit it)
 }
 
 func (w *window) attrs() []byte { return []byte(w.akey) }
@@ -245,7 +248,7 @@ func (p *aggProcessor) Start(ctx context.Context, host component.Host) error {
 		if err != nil {
 			return err
 		}
-		p.store = newDurable(p, client)
+		p.store = newDurable(p, client, host)
 		if err := p.store.load(ctx); err != nil {
 			_ = client.Close(ctx)
 			p.store = nil
@@ -423,6 +426,8 @@ type scratch struct {
 	miss    []missing
 	missIdx map[string]int32
 	points  int32
+	undo    []undo
+	changed []*pending
 }
 
 func (sc *scratch) reset() {
@@ -431,16 +436,20 @@ func (sc *scratch) reset() {
 	sc.miss = sc.miss[:0]
 	clear(sc.missIdx)
 	sc.points = 0
+	clear(sc.changed)
+	sc.changed = sc.changed[:0]
 }
 
 // Errors that refuse a whole batch.
 var (
-	errLimit = errors.New("aggregate processor: max_series_windows reached, refusing points for new series-windows; retry later")
+	errLimit     = errors.New("aggregate processor: max_series_windows reached, refusing points for new series-windows; retry later")
+	errNonFinite = errors.New("aggregate processor: the values would make a window's figure non-finite (a sum beyond ±1.8e308, or an average whose weights sum to 0); the window keeps its last finite figure")
 )
 
 // ConsumeMetrics aggregates matched points and passes the rest on. A batch is
-// applied entirely or not at all (the limit and retention are checked before
-// any state changes), and it returns only once the touched windows are durable.
+// counted entirely or not at all (the limit, retention and finiteness are
+// checked before any state changes, and a failed commit leaves no trace), and
+// it returns only once the touched windows are durable.
 func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
 	sc := p.scratch.Get().(*scratch)
 	defer func() { sc.reset(); p.scratch.Put(sc) }()
@@ -450,7 +459,7 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 	if invalid > 0 {
 		p.tel.ProcessorAggregatePointsInvalid.Add(ctx, int64(invalid))
 		if p.invalidLog.allow() {
-			p.logger.Warn("Ignoring data points with a NaN or infinite value, or a NaN, infinite or negative custommetrics.weight", zap.Int("points", invalid))
+			p.logger.Warn("Ignoring data points with a NaN or infinite value, a NaN, infinite or negative custommetrics.weight, or a timestamp outside 1700-01-01..2199-12-31", zap.Int("points", invalid))
 		}
 	}
 	if err == nil && len(sc.miss) > 0 {
@@ -458,10 +467,7 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 	}
 	if err != nil {
 		p.unpin(sc)
-		p.tel.ProcessorAggregatePointsRefused.Add(ctx, int64(sc.points))
-		if p.refuseLog.allow() {
-			p.logger.Warn("Refusing a batch", zap.Int("points", int(sc.points)), zap.Error(err))
-		}
+		p.refused(ctx, sc, err)
 		return err
 	}
 	if !matched && len(sc.refs) == 0 {
@@ -481,15 +487,33 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 		}
 	}
 
-	p.apply(sc, figures.FromContext(ctx))
-	p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(len(sc.refs)))
+	if err := p.apply(sc); err != nil {
+		p.refused(ctx, sc, err)
+		return err
+	}
 	if p.store != nil {
-		if err := p.store.wait(ctx); err != nil {
-			return consumererror.NewPermanent(fmt.Errorf("aggregate processor: the values were added to their windows in memory "+
-				"but writing them to storage failed (they are written with the next successful commit; not retrying avoids counting them twice): %w", err))
+		// The answer must say whether the values counted, so it waits for
+		// their commit even when the caller stops waiting (commits end).
+		if err := p.store.wait(context.WithoutCancel(ctx), sc.changed); err != nil {
+			if errors.Is(err, errNonFinite) {
+				err = consumererror.NewPermanent(err)
+			}
+			p.refused(ctx, sc, err)
+			return err
 		}
 	}
+	p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(len(sc.refs)))
+	if slot := figures.FromContext(ctx); slot != nil {
+		p.putFigures(sc, slot)
+	}
 	return nil
+}
+
+func (p *aggProcessor) refused(ctx context.Context, sc *scratch, err error) {
+	p.tel.ProcessorAggregatePointsRefused.Add(ctx, int64(sc.points))
+	if p.refuseLog.allow() {
+		p.logger.Warn("Refusing a batch", zap.Int("points", int(sc.points)), zap.Error(err))
+	}
 }
 
 // resolve walks md, pins the windows of every matched point (its own
@@ -540,11 +564,17 @@ func (p *aggProcessor) resolve(sc *scratch, md pmetric.Metrics, nowNs int64, es 
 						invalid++
 						continue
 					}
+					// Timestamps are int64 Unix nanoseconds (before 1970: negative,
+					// carried as their two's complement; see calendar.MinTime).
 					ts := int64(dp.Timestamp())
 					if ts == 0 {
 						if ts = int64(dp.StartTimestamp()); ts == 0 {
 							ts = nowNs
 						}
+					}
+					if !calendar.SupportedNanos(ts) {
+						invalid++
+						continue
 					}
 					pt := sc.points
 					counted := false
@@ -618,6 +648,8 @@ func pointValue(dp pmetric.NumberDataPoint) (v, w float64, ok bool) {
 			return 0, 0, false
 		}
 	}
+	// A weight of 0 is valid: the value adds nothing to an Average (apply
+	// refuses it where the window would be left without a figure).
 	vw := v * w
 	return v, w, v-v == 0 && w-w == 0 && vw-vw == 0 && w >= 0
 }
@@ -692,7 +724,7 @@ func (p *aggProcessor) insertMissing(ctx context.Context, sc *scratch, _ int64) 
 			w = &window{akey: strings.Clone(ms.key[keyHeader:]), d: ms.d, iv: ms.iv, start: ms.start, end: ms.end, shard: ms.shard}
 			if ms.loaded {
 				w.acc = aggregation.CompactOf(ms.d.fn, ms.state)
-				w.version, w.persisted = 1, 1
+				w.version = 1
 				w.final = ms.final
 			}
 			sh.put(ms.hash, ms.key, w)
@@ -722,12 +754,14 @@ func (p *aggProcessor) unpin(sc *scratch) {
 	}
 }
 
-// apply adds the resolved points to their windows and queues the windows
-// for the next group commit. Points are applied shard by shard (a stable
-// counting sort, so each window still takes its points in batch order), one
-// lock acquisition per shard. When the caller asked for figures (slot not
-// nil), each window's state after its points is recorded there.
-func (p *aggProcessor) apply(sc *scratch, slot *figures.Slot) {
+// apply adds the resolved points to their windows, all or nothing. With
+// every shard the batch touches locked (in shard order), it adds each point
+// (with storage, to its window's pending changes, see pending; without, to
+// the window itself); when a point would make a window's figure non-finite
+// it undoes the batch and refuses it. Points are applied shard by shard (a
+// stable counting sort, so each window still takes its points in batch
+// order). With storage, the pendings it changed are left in sc.changed.
+func (p *aggProcessor) apply(sc *scratch) error {
 	base := p.seq.Add(uint64(sc.points)) - uint64(sc.points)
 	var start [numShards + 1]int32
 	for i := range sc.refs {
@@ -747,26 +781,70 @@ func (p *aggProcessor) apply(sc *scratch, slot *figures.Slot) {
 		next[s]++
 	}
 	for s := range numShards {
-		lo, hi := start[s], start[s+1]
-		if lo == hi {
-			continue
+		if start[s] != start[s+1] {
+			p.shards[s].mu.Lock()
 		}
-		sh := &p.shards[s]
-		sh.mu.Lock()
-		for _, i := range order[lo:hi] {
-			r := &sc.refs[i]
-			w := r.w
-			w.acc.Add(w.d.fn, r.v, r.wt, r.ts, base+uint64(r.pt)+1)
+	}
+	sc.undo = sc.undo[:0]
+	sc.changed = sc.changed[:0]
+	var bad *window
+	for _, i := range order {
+		r := &sc.refs[i]
+		w := r.w
+		c := &w.acc
+		if p.store != nil {
+			e := p.store.pendingOf(w)
+			c = &e.delta
+			sc.changed = append(sc.changed, e)
+		}
+		sc.undo = append(sc.undo, undo{c: c, old: *c})
+		c.Add(w.d.fn, r.v, r.wt, r.ts, base+uint64(r.pt)+1)
+		if fn := w.d.fn; (fn == aggregation.Sum || fn == aggregation.Average) && !w.live().Finite(fn) {
+			bad = w
+			break
+		}
+	}
+	if bad != nil {
+		for i := len(sc.undo) - 1; i >= 0; i-- {
+			*sc.undo[i].c = sc.undo[i].old
+		}
+		// Pendings queued for this batch stay queued, empty: their commit
+		// rewrites the committed state.
+		sc.changed = sc.changed[:0]
+	}
+	for i := range sc.refs {
+		w := sc.refs[i].w
+		if bad == nil && p.store == nil {
 			w.version++
-			if slot != nil {
-				slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: w.acc.State(w.d.fn)})
-			}
-			if p.store != nil && !w.pending {
-				w.pending = true
-				p.store.enqueue(w)
-			}
-			w.pins--
 		}
+		w.pins--
+	}
+	for s := range numShards {
+		if start[s] != start[s+1] {
+			p.shards[s].mu.Unlock()
+		}
+	}
+	if bad != nil {
+		return consumererror.NewPermanent(fmt.Errorf("%w (%s %s window starting %s)", errNonFinite,
+			bad.d.name, bad.iv, time.Unix(0, bad.start).UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// undo is a value's target in apply and what it held before.
+type undo struct {
+	c   *aggregation.Compact
+	old aggregation.Compact
+}
+
+// putFigures records the committed state of each window the batch changed
+// in slot (internal/figures).
+func (p *aggProcessor) putFigures(sc *scratch, slot *figures.Slot) {
+	for i := range sc.refs {
+		w := sc.refs[i].w
+		sh := &p.shards[w.shard]
+		sh.mu.Lock()
+		slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: w.acc.State(w.d.fn)})
 		sh.mu.Unlock()
 	}
 }

@@ -170,9 +170,9 @@ func TestGroupCommit(t *testing.T) {
 	assert.Equal(t, float64(callers*calls), total)
 }
 
-// TestStorageFailureIsReported: a failed commit is an error (permanent: the
-// value is counted in memory, a retry would count it twice) and is healed by
-// the next successful commit.
+// TestStorageFailureIsReported: a failed commit is a retryable error and
+// leaves no trace: the refused value is counted neither in memory nor in
+// storage, not even after the next successful commit.
 func TestStorageFailureIsReported(t *testing.T) {
 	ctx := context.Background()
 	store := newMemStorage()
@@ -183,16 +183,22 @@ func TestStorageFailureIsReported(t *testing.T) {
 	store.mu.Unlock()
 	err := p.ConsumeMetrics(ctx, sumBatch("m", at, "a"))
 	require.Error(t, err)
-	assert.True(t, consumererror.IsPermanent(err))
+	assert.False(t, consumererror.IsPermanent(err), "retryable: nothing was counted")
+	assert.NotContains(t, err.Error(), "disk full", "the cause is logged, not told to clients")
 	store.mu.Lock()
 	store.fail = nil
 	store.mu.Unlock()
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
+	for i := range p.shards {
+		for _, w := range p.shards[i].m {
+			assert.Equal(t, 1.0, w.acc.Value(w.d.fn), "in memory: only the acknowledged value")
+		}
+	}
 	p2 := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
 	require.EqualValues(t, 1, p2.inMem.Load())
 	for i := range p2.shards {
 		for _, w := range p2.shards[i].m {
-			assert.Equal(t, 2.0, w.acc.Value(w.d.fn))
+			assert.Equal(t, 1.0, w.acc.Value(w.d.fn), "in storage: only the acknowledged value")
 		}
 	}
 }

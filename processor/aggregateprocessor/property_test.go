@@ -110,7 +110,7 @@ func TestPropertyLastEmissionEqualsNaiveRecompute(t *testing.T) {
 				}
 				p := rawPoint{metric: m, key: []string{"", "a", "b"}[rng.IntN(3)], ts: ts, v: float64(rng.IntN(101) - 50), w: 1, arrival: i}
 				if rng.IntN(2) == 0 {
-					p.hasW, p.w = true, []float64{0, 0.5, 1, 2, 4}[rng.IntN(5)]
+					p.hasW, p.w = true, []float64{0.25, 0.5, 1, 2, 4}[rng.IntN(5)]
 				}
 				pts = append(pts, p)
 			}

@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/wire/number"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
 )
 
@@ -144,16 +144,46 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 		writeBigFixError(w, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return
 	}
+	leaves, err := numericLeaves(metrics, tag)
+	if err != nil {
+		writeBigFixError(w, http.StatusBadRequest, "Bad Request: "+err.Error())
+		return
+	}
 	now := a.now().UTC()
-
-	// Values first: a document is stored only once the pipeline holds its figures.
+	c, err := a.documents(r.Context(), tenant)
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
+	// The document first, then its values: a document that cannot be stored
+	// refuses the request before anything is counted, and values the
+	// pipeline refuses put the previous document back.
+	var prev bigFixDocument
+	var existed bool
+	doc, err := c.Put(r.Context(), tag, func(cur bigFixDocument, exists bool) (bigFixDocument, error) {
+		prev, existed = cur, exists
+		return bigFixDocument{Tag: tag, Metrics: metrics, LastChanged: now.Format(bigFixTimeLayout)}, nil
+	})
+	if err != nil {
+		a.internalError(w, err)
+		return
+	}
 	batch := otelmap.NewBatch(apiBigFix, tenant, a.r.settings.BuildInfo.Version)
 	ts := pcommon.NewTimestampFromTime(now)
-	for _, leaf := range numericLeaves(metrics, tag) {
+	for _, leaf := range leaves {
 		batch.Add(leaf.name, "", otelmap.Definition{}, otelmap.Value{Value: leaf.value, Time: ts})
 	}
 	if md, n := batch.Metrics(); n > 0 {
 		if err := a.r.consume(r.Context(), apiBigFix, md, n); err != nil {
+			var undoErr error
+			if existed {
+				_, undoErr = c.Put(r.Context(), tag, func(bigFixDocument, bool) (bigFixDocument, error) { return prev, nil })
+			} else {
+				_, undoErr = c.Delete(r.Context(), tag)
+			}
+			if undoErr != nil {
+				a.r.settings.Logger.Error("Restoring a BigFix document after its values were refused failed", zap.String("tag", tag), zap.Error(undoErr))
+			}
 			status, msg := refusal(err)
 			if status == http.StatusServiceUnavailable {
 				w.Header().Set("Retry-After", retryAfterSeconds)
@@ -161,19 +191,6 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 			writeBigFixError(w, status, msg)
 			return
 		}
-	}
-
-	c, err := a.documents(r.Context(), tenant)
-	if err != nil {
-		a.internalError(w, err)
-		return
-	}
-	doc, err := c.Put(r.Context(), tag, func(bigFixDocument, bool) (bigFixDocument, error) {
-		return bigFixDocument{Tag: tag, Metrics: metrics, LastChanged: now.Format(bigFixTimeLayout)}, nil
-	})
-	if err != nil {
-		a.internalError(w, err)
-		return
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
@@ -208,14 +225,17 @@ type leaf struct {
 // metrics collection as a metric named "<tag>.<path>", where the path joins
 // object keys and array indexes with dots; the collection's own index is left
 // out when it has a single member.
-func numericLeaves(metrics json.RawMessage, tag string) []leaf {
+// A JSON number beyond ±1.8e308 is an error; a string that is not a number
+// in JSON's grammar (internal/wire/number) is text, not a metric.
+func numericLeaves(metrics json.RawMessage, tag string) ([]leaf, error) {
 	var root []any
 	dec := json.NewDecoder(bytes.NewReader(metrics))
 	dec.UseNumber()
 	if err := dec.Decode(&root); err != nil {
-		return nil
+		return nil, err
 	}
 	var out []leaf
+	var bad error
 	var walk func(prefix string, v any)
 	walk = func(prefix string, v any) {
 		switch x := v.(type) {
@@ -233,11 +253,14 @@ func numericLeaves(metrics json.RawMessage, tag string) []leaf {
 				walk(prefix+"."+strconv.Itoa(i), e)
 			}
 		case json.Number:
-			if f, err := strconv.ParseFloat(x.String(), 64); err == nil && !math.IsInf(f, 0) {
-				out = append(out, leaf{prefix, f})
+			f, err := number.Parse(x.String())
+			if err != nil {
+				bad = fmt.Errorf("%s: %w", prefix, err)
+				return
 			}
+			out = append(out, leaf{prefix, f})
 		case string:
-			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			if f, err := number.Parse(x); err == nil {
 				out = append(out, leaf{prefix, f})
 			}
 		}
@@ -247,7 +270,7 @@ func numericLeaves(metrics json.RawMessage, tag string) []leaf {
 	} else {
 		walk(tag, root)
 	}
-	return out
+	return out, bad
 }
 
 // platform answers the reserved tag with the collector's own figures.

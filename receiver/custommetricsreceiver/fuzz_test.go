@@ -24,7 +24,11 @@ func FuzzBigFixBody(f *testing.F) {
 		if err := json.Unmarshal(metrics, &collection); err != nil {
 			t.Fatalf("metrics field is not a JSON array: %s", metrics)
 		}
-		for _, l := range numericLeaves(metrics, "tag") {
+		leaves, err := numericLeaves(metrics, "tag")
+		if err != nil {
+			return // a number beyond float64: the request is refused
+		}
+		for _, l := range leaves {
 			if math.IsNaN(l.value) || math.IsInf(l.value, 0) || len(l.name) < len("tag") {
 				t.Fatalf("bad leaf %+v", l)
 			}

@@ -2,6 +2,7 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"mime"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/wire/isodate"
+	"github.com/custommetrics/bundle/internal/wire/number"
 )
 
 // Sleuth's documented answers (plain text).
@@ -22,6 +24,7 @@ const (
 	sleuthOK           = "Success"
 	sleuthBadValue     = "Bad Request - impact value must be a number"
 	sleuthBadDate      = "Bad Request - date must be in ISO-8601 format"
+	sleuthDateRange    = "Bad Request - date must be between 1700-01-01 and 2199-12-31"
 	sleuthBadBody      = "Bad Request - body must be a JSON object or form data"
 	sleuthUnauthorized = "Unauthorized"
 	sleuthNotFound     = "MetricImpactSource Not Found"
@@ -121,7 +124,11 @@ func (a *sleuthAPI) registerImpact(w http.ResponseWriter, r *http.Request) {
 	at := a.now()
 	if req.Date != nil && *req.Date != "" {
 		if at, err = isodate.Parse(*req.Date); err != nil {
-			writeSleuthError(w, http.StatusBadRequest, sleuthBadDate)
+			msg := sleuthBadDate
+			if errors.Is(err, isodate.ErrRange) {
+				msg = sleuthDateRange
+			}
+			writeSleuthError(w, http.StatusBadRequest, msg)
 			return
 		}
 	}
@@ -198,17 +205,8 @@ func (a *sleuthAPI) authenticate(r *http.Request, bodyKey *string) (tenant strin
 	return tenant, ok
 }
 
-// sleuthNumber reads a float given as a JSON number or a numeric string.
+// sleuthNumber reads a float given as a JSON number or a numeric string, strictly (internal/wire/number).
 func sleuthNumber(raw json.RawMessage) (float64, bool) {
-	s := strings.TrimSpace(string(raw))
-	if strings.HasPrefix(s, `"`) {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, false
-		}
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, false
-	}
-	return v, true
+	v, err := number.ParseJSON(raw)
+	return v, err == nil
 }

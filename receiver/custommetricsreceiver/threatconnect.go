@@ -247,7 +247,7 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		writeTCError(w, http.StatusBadRequest, "name is not allowed: "+m.Name+" is not a keyed metric")
 		return
 	}
-	if p.Date.IsZero() {
+	if !p.HasDate {
 		p.Date = a.now()
 	}
 

@@ -2,9 +2,15 @@
 package isodate // import "github.com/custommetrics/bundle/internal/wire/isodate"
 
 import (
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/custommetrics/bundle/internal/calendar"
 )
+
+// ErrRange: the date is valid ISO 8601 but outside the supported range.
+var ErrRange = errors.New("out of range")
 
 // layouts are the accepted ISO 8601 forms, most specific first.
 var layouts = []string{
@@ -18,9 +24,15 @@ var layouts = []string{
 }
 
 // Parse parses an ISO 8601 date and time; forms without a zone are UTC.
+// Dates outside the supported range (calendar.MinTime to calendar.MaxTime)
+// are refused: their windows cannot be stored exactly.
 func Parse(s string) (time.Time, error) {
 	for _, l := range layouts {
 		if t, err := time.Parse(l, s); err == nil {
+			if !calendar.Supported(t) {
+				return time.Time{}, fmt.Errorf("date %q is %w: dates from %s to %s are supported",
+					s, ErrRange, calendar.MinTime.Format(time.DateOnly), calendar.MaxTime.Add(-time.Nanosecond).Format(time.DateOnly))
+			}
 			return t.UTC(), nil
 		}
 	}

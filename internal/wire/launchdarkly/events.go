@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
+
+	"github.com/custommetrics/bundle/internal/calendar"
 )
 
 // Event kinds the receiver turns into values; every other kind (index,
@@ -70,8 +73,10 @@ func ParseEvents(body []byte) ([]Event, error) {
 }
 
 func (e Event) validate() error {
-	if e.CreationDate < 0 || math.IsInf(e.CreationDate, 0) || e.CreationDate > 1e15 {
-		return errors.New("creationDate is out of range")
+	// Unix milliseconds; 0 is "absent". Beyond the supported range the
+	// nanoseconds of OTLP would overflow (1e15 ms is the year 33658).
+	if e.CreationDate < 0 || e.CreationDate > 0 && (e.CreationDate >= float64(calendar.MaxTime.UnixMilli()) || math.IsNaN(e.CreationDate)) {
+		return fmt.Errorf("creationDate is out of range: unix milliseconds before %d (%s) are supported", calendar.MaxTime.UnixMilli(), calendar.MaxTime.Format(time.DateOnly))
 	}
 	if t := bytes.TrimSpace(e.Context); len(t) > 0 && t[0] != '{' && string(t) != "null" {
 		return errors.New("context must be an object")

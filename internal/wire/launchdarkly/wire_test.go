@@ -62,3 +62,17 @@ func FuzzParseEvents(f *testing.F) {
 		}
 	})
 }
+
+// TestEventDatesInRange: creationDate must lie in the supported range, so
+// that its nanoseconds fit OTLP (1e15 ms used to overflow into 1816).
+func TestEventDatesInRange(t *testing.T) {
+	ok := []string{`0`, `1700000000000`, `7258118399999`}
+	for _, d := range ok {
+		_, err := ParseEvents([]byte(`[{"kind":"custom","key":"k","creationDate":` + d + `}]`))
+		assert.NoError(t, err, d)
+	}
+	for _, d := range []string{`-1`, `7258118400000`, `1e15`, `253402300799000`} {
+		_, err := ParseEvents([]byte(`[{"kind":"custom","key":"k","creationDate":` + d + `}]`))
+		assert.ErrorContains(t, err, "creationDate is out of range", d)
+	}
+}

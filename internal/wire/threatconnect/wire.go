@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/wire/isodate"
+	"github.com/custommetrics/bundle/internal/wire/number"
 )
 
 // MetricConfig is a custom metric definition as the API shows it.
@@ -154,7 +154,8 @@ func canonical(s string, allowed []string) (string, bool) {
 type DataPoint struct {
 	Name      string    // key of a keyed metric
 	Value     float64   //
-	Date      time.Time // zero when absent: the server uses the arrival time
+	Date      time.Time // in calendar's supported range when HasDate
+	HasDate   bool      // false when absent: the server uses the arrival time
 	Weight    float64   // 1 when absent
 	HasWeight bool
 }
@@ -195,7 +196,7 @@ func parseData(body []byte, valueOptional, fast bool) (DataPoint, error) {
 	}
 	switch {
 	case len(req.Value) > 0 && string(req.Value) != "null":
-		v, err := number(req.Value)
+		v, err := num(req.Value)
 		if err != nil {
 			return DataPoint{}, fmt.Errorf("invalid value: %w", err)
 		}
@@ -207,11 +208,13 @@ func parseData(body []byte, valueOptional, fast bool) (DataPoint, error) {
 	}
 	p.Weight = 1
 	if len(req.Weight) > 0 && string(req.Weight) != "null" {
-		w, err := number(req.Weight)
+		w, err := num(req.Weight)
 		if err != nil {
 			return DataPoint{}, fmt.Errorf("invalid weight: %w", err)
 		}
 		if w < 0 {
+			// 0 is a weight: the value adds nothing to an average (the
+			// aggregation refuses it where the window would have no figure).
 			return DataPoint{}, errors.New("invalid weight: must not be negative")
 		}
 		p.Weight, p.HasWeight = w, true
@@ -226,33 +229,21 @@ func parseData(body []byte, valueOptional, fast bool) (DataPoint, error) {
 		if err != nil {
 			return DataPoint{}, err
 		}
-		p.Date = t
+		p.Date, p.HasDate = t, true
 	}
 	return p, nil
 }
 
-// number reads a JSON number or a string holding one; non-finite values are refused.
-func number(raw json.RawMessage) (float64, error) {
-	s := string(raw)
-	if len(raw) > 0 && raw[0] == '"' {
-		if len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-			s = string(raw[1 : len(raw)-1]) // no escapes: the contents are the string
-		} else if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, err
-		}
-		s = strings.TrimSpace(s)
-	}
-	v, err := strconv.ParseFloat(s, 64)
+// num reads a JSON number or a string holding one, strictly (internal/wire/number).
+func num(raw json.RawMessage) (float64, error) {
+	v, err := number.ParseJSON(raw)
 	if err != nil {
-		return 0, fmt.Errorf("%s is not a number", raw)
-	}
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("%s is not a finite number", raw)
+		return 0, fmt.Errorf("%s is not a decimal number within ±1.8e308", raw)
 	}
 	return v, nil
 }
 
-// ParseDate parses an ISO 8601 date; forms without a zone are UTC.
+// ParseDate parses an ISO 8601 date in the supported range; forms without a zone are UTC.
 func ParseDate(s string) (time.Time, error) { return isodate.Parse(s) }
 
 func decodeStrict(body []byte, v any) error {

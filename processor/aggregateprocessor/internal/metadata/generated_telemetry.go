@@ -29,6 +29,7 @@ type TelemetryBuilder struct {
 	mu                                    sync.Mutex
 	registrations                         []metric.Registration
 	ProcessorAggregateCommits             metric.Int64Counter
+	ProcessorAggregateCommitsFailed       metric.Int64Counter
 	ProcessorAggregateCommittedWindows    metric.Int64Counter
 	ProcessorAggregatePointsAggregated    metric.Int64Counter
 	ProcessorAggregatePointsInvalid       metric.Int64Counter
@@ -99,6 +100,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithUnit("{commit}"),
 	)
 	errs = errors.Join(errs, err)
+	builder.ProcessorAggregateCommitsFailed, err = builder.meter.Int64Counter(
+		"otelcol_processor_aggregate_commits_failed",
+		metric.WithDescription("Number of group commits that storage refused; their values were not counted and their callers were refused (retryable). [Development]"),
+		metric.WithUnit("{commit}"),
+	)
+	errs = errors.Join(errs, err)
 	builder.ProcessorAggregateCommittedWindows, err = builder.meter.Int64Counter(
 		"otelcol_processor_aggregate_committed_windows",
 		metric.WithDescription("Number of window states written to the storage extension (summed over commits). [Development]"),
@@ -119,7 +126,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorAggregatePointsRefused, err = builder.meter.Int64Counter(
 		"otelcol_processor_aggregate_points_refused",
-		metric.WithDescription("Number of data points refused with their whole batch (max_series_windows reached, older than restatement_retention, or a storage failure). [Development]"),
+		metric.WithDescription("Number of data points refused with their whole batch (max_series_windows reached, older than restatement_retention, a figure that would become non-finite, or a storage failure). [Development]"),
 		metric.WithUnit("{point}"),
 	)
 	errs = errors.Join(errs, err)

@@ -37,6 +37,22 @@ func AssertEqualProcessorAggregateCommits(t *testing.T, tt *componenttest.Teleme
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualProcessorAggregateCommitsFailed(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_processor_aggregate_commits_failed",
+		Description: "Number of group commits that storage refused; their values were not counted and their callers were refused (retryable). [Development]",
+		Unit:        "{commit}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_processor_aggregate_commits_failed")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualProcessorAggregateCommittedWindows(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_aggregate_committed_windows",
@@ -88,7 +104,7 @@ func AssertEqualProcessorAggregatePointsInvalid(t *testing.T, tt *componenttest.
 func AssertEqualProcessorAggregatePointsRefused(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_aggregate_points_refused",
-		Description: "Number of data points refused with their whole batch (max_series_windows reached, older than restatement_retention, or a storage failure). [Development]",
+		Description: "Number of data points refused with their whole batch (max_series_windows reached, older than restatement_retention, a figure that would become non-finite, or a storage failure). [Development]",
 		Unit:        "{point}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

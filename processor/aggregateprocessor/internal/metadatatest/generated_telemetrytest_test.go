@@ -25,6 +25,7 @@ func TestSetupTelemetry(t *testing.T) {
 		return nil
 	}))
 	tb.ProcessorAggregateCommits.Add(context.Background(), 1)
+	tb.ProcessorAggregateCommitsFailed.Add(context.Background(), 1)
 	tb.ProcessorAggregateCommittedWindows.Add(context.Background(), 1)
 	tb.ProcessorAggregatePointsAggregated.Add(context.Background(), 1)
 	tb.ProcessorAggregatePointsInvalid.Add(context.Background(), 1)
@@ -33,6 +34,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.ProcessorAggregateRunningEmitted.Add(context.Background(), 1)
 	tb.ProcessorAggregateWindowsEmitted.Add(context.Background(), 1)
 	AssertEqualProcessorAggregateCommits(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualProcessorAggregateCommitsFailed(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualProcessorAggregateCommittedWindows(t, testTel,
