@@ -36,7 +36,15 @@ func (o colOpts) yaml(p ports) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w(`extensions:
   health_check:
-    endpoint: 127.0.0.1:%d
+    http:
+      endpoint: 127.0.0.1:%d
+      status:
+        enabled: true
+        path: /
+    component_health:
+      include_permanent_errors: true
+      include_recoverable_errors: true
+      recovery_duration: 5s
   file_storage:
     directory: data/storage
     create_directory: true
