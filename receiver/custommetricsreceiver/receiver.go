@@ -73,6 +73,9 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*cu
 
 func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) error {
 	r.started = time.Now()
+	if err := r.cfg.checkExposure(); err != nil {
+		return err
+	}
 	if err := r.startRegistry(host); err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ func (a *threatConnectAPI) authenticate(r *http.Request) (Access, error) {
 		if k.AccessID != creds.AccessID {
 			continue
 		}
-		if err := tc.VerifySignature(string(k.SecretKey), r.RequestURI, r.Method, r.Header.Get(tc.TimestampHeader), creds.Signature, a.now()); err != nil {
+		if err := tc.VerifySignatureWithin(string(k.SecretKey), r.RequestURI, r.Method, r.Header.Get(tc.TimestampHeader), creds.Signature, a.now(), a.cfg.HMACMaxSkew); err != nil {
 			a.r.settings.Logger.Debug("ThreatConnect signature refused", zap.String("access_id", k.AccessID), zap.Error(err))
 			return Access{}, err
 		}

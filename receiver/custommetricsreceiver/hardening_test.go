@@ -1,0 +1,155 @@
+package custommetricsreceiver
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/confighttp"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/custommetrics/bundle/receiver/custommetricsreceiver/internal/metadata"
+)
+
+// TestThreatConnectHMACMaxSkew: the signature does not cover the body, so
+// the skew is the replay window; a configured short one is enforced both ways.
+func TestThreatConnectHMACMaxSkew(t *testing.T) {
+	ts := startReceiver(t, func(c *Config) {
+		tcAuthConfig(c)
+		c.ThreatConnect.HMACMaxSkew = 10 * time.Second
+	}, nil)
+	now := time.Unix(1_700_000_000, 0)
+	ts.rcv.tc.now = func() time.Time { return now }
+	const id, secret = "12345678901234567890", "s3cr3t"
+	createDocMetrics(t, ts, "Authorization", "TC-Token tok-a")
+
+	// Inside the window: accepted, and the value counted.
+	resp := signedRequest(ts, http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"1"}`, id, secret, now.Add(-9*time.Second))
+	require.Equal(t, http.StatusNoContent, resp.status, string(resp.body))
+	resp = signedRequest(ts, http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"1"}`, id, secret, now.Add(9*time.Second))
+	require.Equal(t, http.StatusNoContent, resp.status, string(resp.body))
+	require.Len(t, ts.points(), 2)
+
+	// Older (or newer) than the configured skew: refused, nothing counted.
+	for _, at := range []time.Time{now.Add(-11 * time.Second), now.Add(11 * time.Second), now.Add(-4 * time.Minute)} {
+		resp = signedRequest(ts, http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"1"}`, id, secret, at)
+		assert.Equal(t, http.StatusUnauthorized, resp.status)
+		assert.Equal(t, map[string]any{"status": "Failure", "message": "Timestamp out of acceptable time range"}, resp.json(t))
+	}
+	assert.Len(t, ts.points(), 2)
+
+	// Two identical requests within a second are both accepted (no replay cache).
+	for range 2 {
+		resp = signedRequest(ts, http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"1"}`, id, secret, now)
+		require.Equal(t, http.StatusNoContent, resp.status, string(resp.body))
+	}
+	assert.Len(t, ts.points(), 4)
+}
+
+func TestThreatConnectHMACMaxSkewDefaultAndValidation(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	assert.Equal(t, 5*time.Minute, cfg.ThreatConnect.HMACMaxSkew, "ThreatConnect's own window, as before")
+	for _, d := range []time.Duration{0, -time.Second} {
+		cfg.ThreatConnect.HMACMaxSkew = d
+		assert.ErrorContains(t, cfg.Validate(), "threatconnect::hmac_max_skew must be positive")
+	}
+}
+
+// startWith creates and starts a receiver on cfg; the caller checks the error.
+func startWith(t *testing.T, cfg *Config) error {
+	t.Helper()
+	require.NoError(t, cfg.Validate())
+	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
+	require.NoError(t, err)
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+	return err
+}
+
+// allCredentials gives every API credentials.
+func allCredentials(c *Config) {
+	c.ThreatConnect.Tokens = []ThreatConnectToken{{Token: "tc"}}
+	c.Sleuth.APIKeys = []SleuthAPIKey{{Key: "sleuth"}}
+	c.BigFix.Users = []BigFixUser{{Username: "u", Password: "p", Role: RoleMasterOperator}}
+	c.LaunchDarkly.AccessTokens = []LaunchDarklyAccessToken{{Token: "ld"}}
+	c.Embrace.Tokens = []EmbraceToken{{Token: "emb"}}
+}
+
+func TestOpenAPIRefusedOnNonLoopbackEndpoint(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	assert.False(t, cfg.AllowUnauthenticated, "secure by default")
+	cfg.ServerConfig.NetAddr.Endpoint = "0.0.0.0:0"
+	allCredentials(cfg)
+	cfg.BigFix.Users = nil // BigFix alone is open
+	err := startWith(t, cfg)
+	require.Error(t, err)
+	for _, want := range []string{`"0.0.0.0:0"`, "bigfix", "bigfix::users", "allow_unauthenticated: true", "loopback"} {
+		assert.ErrorContains(t, err, want)
+	}
+	assert.NotContains(t, err.Error(), "sleuth::api_keys", "APIs with credentials are not named")
+
+	// Every API open: all are named, each with the setting that fixes it.
+	cfg = createDefaultConfig().(*Config)
+	cfg.ServerConfig.NetAddr.Endpoint = ":0" // empty host: every interface
+	err = startWith(t, cfg)
+	require.Error(t, err)
+	for _, want := range []string{"threatconnect::tokens", "sleuth::api_keys", "bigfix::users", "launchdarkly::access_tokens", "embrace::tokens"} {
+		assert.ErrorContains(t, err, want)
+	}
+}
+
+func TestOpenAPIAllowedWhenAllowUnauthenticated(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.ServerConfig.NetAddr.Endpoint = "0.0.0.0:0"
+	cfg.AllowUnauthenticated = true
+	require.NoError(t, startWith(t, cfg))
+}
+
+func TestAPIsWithCredentialsAllowedOnNonLoopbackEndpoint(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.ServerConfig.NetAddr.Endpoint = "0.0.0.0:0"
+	allCredentials(cfg)
+	require.NoError(t, startWith(t, cfg))
+
+	// A disabled API does not count, with or without credentials.
+	cfg = createDefaultConfig().(*Config)
+	cfg.ServerConfig.NetAddr.Endpoint = "0.0.0.0:0"
+	allCredentials(cfg)
+	cfg.Embrace.Tokens = nil
+	cfg.Embrace.Enabled = false
+	require.NoError(t, startWith(t, cfg))
+}
+
+func TestOpenAPIAllowedOnLoopback(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.ServerConfig.NetAddr.Endpoint = "127.0.0.1:0"
+	require.NoError(t, startWith(t, cfg))
+
+	for endpoint, local := range map[string]bool{
+		"127.0.0.1:8181": true, "127.1.2.3:8181": true, "[::1]:8181": true, "localhost:8181": true, "LOCALHOST:1": true,
+		"0.0.0.0:8181": false, "[::]:8181": false, ":8181": false, "10.0.0.1:8181": false, "example.com:8181": false, "garbage": false,
+	} {
+		srv := createDefaultConfig().(*Config).ServerConfig
+		srv.NetAddr.Endpoint = endpoint
+		assert.Equal(t, local, localOnly(srv), endpoint)
+	}
+	srv := createDefaultConfig().(*Config).ServerConfig
+	srv.NetAddr.Transport = "unix"
+	srv.NetAddr.Endpoint = "/run/collector.sock"
+	assert.True(t, localOnly(srv), "a Unix socket is reachable from this machine only")
+}
+
+// An auth extension authenticates every request before the APIs see it, so no API is open.
+func TestOpenAPIAllowedBehindAuthExtension(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.ServerConfig.NetAddr.Endpoint = "0.0.0.0:8181"
+	require.Error(t, cfg.checkExposure())
+	cfg.ServerConfig.Auth = configoptional.Some(confighttp.AuthConfig{})
+	assert.NoError(t, cfg.checkExposure())
+}
