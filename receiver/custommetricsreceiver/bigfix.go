@@ -3,6 +3,8 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"math"
@@ -38,10 +40,32 @@ type bigFixAPI struct {
 	r   *customMetricsReceiver
 	cfg BigFixConfig
 	now func() time.Time
+	// creds are cfg.Users' credentials, index for index.
+	creds []bigFixCredential
 }
 
 func newBigFixAPI(r *customMetricsReceiver) *bigFixAPI {
-	return &bigFixAPI{r: r, cfg: r.cfg.BigFix, now: time.Now}
+	a := &bigFixAPI{r: r, cfg: r.cfg.BigFix, now: time.Now}
+	for _, u := range a.cfg.Users {
+		a.creds = append(a.creds, newBigFixCredential(u.Username, string(u.Password)))
+	}
+	return a
+}
+
+// bigFixCredential is a username and password as SHA-256 digests: comparing
+// digests of equal length takes the same time whatever the secrets' lengths.
+type bigFixCredential struct {
+	user, pass [sha256.Size]byte
+}
+
+func newBigFixCredential(user, pass string) bigFixCredential {
+	return bigFixCredential{user: sha256.Sum256([]byte(user)), pass: sha256.Sum256([]byte(pass))}
+}
+
+// compare compares the usernames and the passwords, always both, in constant
+// time; each result is 1 when that half matches, else 0.
+func (c bigFixCredential) compare(given bigFixCredential) (userOK, passOK int) {
+	return subtle.ConstantTimeCompare(c.user[:], given.user[:]), subtle.ConstantTimeCompare(c.pass[:], given.pass[:])
 }
 
 func (a *bigFixAPI) register(mux *http.ServeMux) {
@@ -75,11 +99,13 @@ func (a *bigFixAPI) auth(write bool, next bigFixHandler) http.HandlerFunc {
 		user, pass, ok := r.BasicAuth()
 		var found *BigFixUser
 		if ok {
-			for i := range a.cfg.Users {
-				u := &a.cfg.Users[i]
-				// Both compared in constant time, for every user.
-				if equalSecret(user, u.Username) && equalSecret(pass, string(u.Password)) && found == nil {
-					found = u
+			given := newBigFixCredential(user, pass)
+			// Username and password are both compared, for every user, with no
+			// early exit: the time taken does not tell which user or which half matched.
+			for i, c := range a.creds {
+				userOK, passOK := c.compare(given)
+				if userOK&passOK == 1 && found == nil {
+					found = &a.cfg.Users[i]
 				}
 			}
 		}

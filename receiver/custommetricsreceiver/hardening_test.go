@@ -153,3 +153,47 @@ func TestOpenAPIAllowedBehindAuthExtension(t *testing.T) {
 	cfg.ServerConfig.Auth = configoptional.Some(confighttp.AuthConfig{})
 	assert.NoError(t, cfg.checkExposure())
 }
+
+// TestBigFixCredentialComparesBothHalves: the password is compared even when
+// the username does not match (no early exit), and the result is unchanged.
+func TestBigFixCredentialComparesBothHalves(t *testing.T) {
+	c := newBigFixCredential("master", "mpw")
+	for _, tt := range []struct {
+		user, pass     string
+		userOK, passOK int
+	}{
+		{"master", "mpw", 1, 1},
+		{"master", "wrong", 1, 0},
+		{"intruder", "mpw", 0, 1}, // compared although the username is wrong
+		{"intruder", "wrong", 0, 0},
+		{"", "", 0, 0},
+		{"master", "mpw-longer", 1, 0},
+	} {
+		u, p := c.compare(newBigFixCredential(tt.user, tt.pass))
+		assert.Equal(t, [2]int{tt.userOK, tt.passOK}, [2]int{u, p}, "%s:%s", tt.user, tt.pass)
+	}
+}
+
+func TestBigFixBasicAuth(t *testing.T) {
+	ts := startReceiver(t, bigFixConfig, nil)
+	for _, tt := range []struct {
+		user, pass string
+		status     int
+	}{
+		{"master", "mpw", http.StatusOK},
+		{"op", "opw", http.StatusForbidden}, // authenticated, an operator may not read
+		{"master", "opw", http.StatusUnauthorized},
+		{"op", "mpw", http.StatusUnauthorized},
+		{"nobody", "mpw", http.StatusUnauthorized},
+		{"master", "", http.StatusUnauthorized},
+		{"master", "mpw ", http.StatusUnauthorized},
+	} {
+		resp := ts.do(http.MethodGet, "/api/deploymentmetrics", "", "Authorization", basic(tt.user, tt.pass))
+		assert.Equal(t, tt.status, resp.status, "%s:%s", tt.user, tt.pass)
+		if tt.status == http.StatusUnauthorized {
+			assert.Equal(t, `Basic realm="BigFix"`, resp.header.Get("WWW-Authenticate"))
+			assert.Equal(t, "Unauthorized", string(resp.body))
+		}
+	}
+	assert.Equal(t, http.StatusUnauthorized, ts.do(http.MethodGet, "/api/deploymentmetrics", "").status)
+}
