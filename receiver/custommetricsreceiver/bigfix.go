@@ -276,7 +276,8 @@ func numericLeaves(metrics json.RawMessage, tag string) []leaf {
 	return out
 }
 
-// platform answers the reserved tag with the collector's own figures.
+// platform answers the reserved tag with the collector's own figures, as far
+// as they concern tenant: its definitions and its values (uptime is shared).
 func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument {
 	figures := map[string]string{
 		"uptime_seconds": strconv.FormatInt(int64(a.now().Sub(a.r.started).Seconds()), 10),
@@ -287,9 +288,11 @@ func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument 
 	if c, err := a.documents(ctx, tenant); err == nil {
 		figures["definitions_bigfix"] = strconv.Itoa(c.Len())
 	}
+	// The tenant's own counters only: another tenant's traffic is not its business.
+	accepted, refused := a.r.stats.counts(tenant)
 	for _, api := range valueAPIs {
-		figures["values_accepted_"+api] = strconv.FormatInt(a.r.stats.accepted[api].Load(), 10)
-		figures["values_refused_"+api] = strconv.FormatInt(a.r.stats.refused[api].Load(), 10)
+		figures["values_accepted_"+api] = strconv.FormatInt(accepted[api], 10)
+		figures["values_refused_"+api] = strconv.FormatInt(refused[api], 10)
 	}
 	raw, _ := json.Marshal([]map[string]string{figures})
 	return bigFixDocument{Tag: bigFixPlatformTag, Metrics: raw, LastChanged: a.now().UTC().Format(bigFixTimeLayout)}

@@ -2,6 +2,7 @@ package custommetricsreceiver
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -196,4 +197,54 @@ func TestBigFixBasicAuth(t *testing.T) {
 		}
 	}
 	assert.Equal(t, http.StatusUnauthorized, ts.do(http.MethodGet, "/api/deploymentmetrics", "").status)
+}
+
+// TestBigFixPlatformIsPerTenant: the platform document shows a tenant its
+// own counters, not every tenant's.
+func TestBigFixPlatformIsPerTenant(t *testing.T) {
+	ts := startReceiver(t, func(c *Config) {
+		c.BigFix.Users = []BigFixUser{
+			{Username: "a", Password: "apw", Role: RoleMasterOperator, Tenant: "tenant-a"},
+			{Username: "b", Password: "bpw", Role: RoleMasterOperator, Tenant: "tenant-b"},
+		}
+		c.ThreatConnect.Tokens = []ThreatConnectToken{{Token: "tok-a", Access: Access{Tenant: "tenant-a"}}}
+	}, nil)
+	a := []string{"Authorization", basic("a", "apw")}
+	b := []string{"Authorization", basic("b", "bpw")}
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/custom", `{"x":1,"y":2,"z":3}`, a...).status)
+	createDocMetrics(t, ts, "Authorization", "TC-Token tok-a")
+	require.Equal(t, http.StatusNoContent, ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"1"}`, "Authorization", "TC-Token tok-a").status)
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/custom", `[5]`, b...).status)
+
+	platform := func(h []string) map[string]string {
+		t.Helper()
+		resp := ts.do(http.MethodGet, "/api/deploymentmetrics/platform", "", h...)
+		require.Equal(t, http.StatusOK, resp.status)
+		var doc struct {
+			Metrics []map[string]string `json:"metrics"`
+		}
+		require.NoError(t, json.Unmarshal(resp.body, &doc))
+		require.Len(t, doc.Metrics, 1)
+		return doc.Metrics[0]
+	}
+	pa, pb := platform(a), platform(b)
+	assert.Equal(t, "3", pa["values_accepted_bigfix"])
+	assert.Equal(t, "1", pa["values_accepted_threatconnect"])
+	assert.Equal(t, "1", pb["values_accepted_bigfix"], "tenant A's posts are not in tenant B's platform document")
+	assert.Equal(t, "0", pb["values_accepted_threatconnect"])
+	assert.Equal(t, "0", pb["definitions_threatconnect"])
+
+	// The listing's platform document is scoped the same way.
+	resp := ts.do(http.MethodGet, "/api/deploymentmetrics", "", b...)
+	require.Equal(t, http.StatusOK, resp.status)
+	var docs []struct {
+		Tag     string          `json:"tag"`
+		Metrics json.RawMessage `json:"metrics"`
+	}
+	require.NoError(t, json.Unmarshal(resp.body, &docs))
+	require.Len(t, docs, 2)
+	assert.Equal(t, "platform", docs[0].Tag)
+	var figures []map[string]string
+	require.NoError(t, json.Unmarshal(docs[0].Metrics, &figures))
+	assert.Equal(t, "1", figures[0]["values_accepted_bigfix"])
 }
