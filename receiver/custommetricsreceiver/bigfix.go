@@ -161,6 +161,10 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 		writeBigFixError(w, http.StatusForbidden, "Forbidden: the platform tag is reserved to the server collected metrics")
 		return
 	}
+	if le := a.r.cfg.Limits.name("tag", tag); le != nil {
+		writeBigFixError(w, le.Status, "Bad Request: "+le.Error())
+		return
+	}
 	body, ok := readBody(w, r, writeBigFixError)
 	if !ok {
 		return
@@ -170,12 +174,17 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 		writeBigFixError(w, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return
 	}
+	leaves := numericLeaves(metrics, tag)
+	if le := a.checkLeaves(leaves); le != nil {
+		writeBigFixError(w, le.Status, http.StatusText(le.Status)+": "+le.Error())
+		return
+	}
 	now := a.now().UTC()
 
 	// Values first: a document is stored only once the pipeline holds its figures.
 	batch := otelmap.NewBatch(apiBigFix, tenant, a.r.settings.BuildInfo.Version)
 	ts := pcommon.NewTimestampFromTime(now)
-	for _, leaf := range numericLeaves(metrics, tag) {
+	for _, leaf := range leaves {
 		batch.Add(leaf.name, "", otelmap.Definition{}, otelmap.Value{Value: leaf.value, Time: ts})
 	}
 	if md, n := batch.Metrics(); n > 0 {
@@ -202,6 +211,21 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 		return
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// checkLeaves applies the limits to the values a body produces: their number,
+// and their metric names ("<tag>.<JSON path>", so object keys count too).
+func (a *bigFixAPI) checkLeaves(leaves []leaf) *limitError {
+	limits := a.r.cfg.Limits
+	if le := limits.points(len(leaves)); le != nil {
+		return le
+	}
+	for _, l := range leaves {
+		if le := limits.name("metric name (tag and JSON path)", l.name); le != nil {
+			return le
+		}
+	}
+	return nil
 }
 
 // bigFixMetrics turns a body into the metrics field: "a collection of metric".

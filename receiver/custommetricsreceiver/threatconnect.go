@@ -172,6 +172,10 @@ func (a *threatConnectAPI) create(w http.ResponseWriter, r *http.Request, tenant
 		writeTCError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if le := a.r.cfg.Limits.name("name", def.Name); le != nil {
+		writeTCError(w, le.Status, le.Error())
+		return
+	}
 	c, err := a.metrics(r.Context(), tenant)
 	if err != nil {
 		a.internalError(w, err)
@@ -236,6 +240,10 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 	p, err := tc.ParseData(body, m.DataType == "Count")
 	if err != nil {
 		writeTCError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if le := a.r.cfg.Limits.key("name (the key of a keyed value)", p.Name); le != nil {
+		writeTCError(w, le.Status, le.Error())
 		return
 	}
 	switch {
