@@ -214,19 +214,23 @@ type LimitsConfig struct {
 	MaxPointsPerRequest int `mapstructure:"max_points_per_request"`
 }
 
-// Validate checks that every limit is positive.
+// Validate checks that every limit is positive. The error is one line, which
+// confmap prefixes with the section's path ("limits: ...").
 func (l LimitsConfig) Validate() error {
-	var errs []error
+	var bad []string
 	if l.MaxNameLength <= 0 {
-		errs = append(errs, errors.New("max_name_length must be positive"))
+		bad = append(bad, "max_name_length")
 	}
 	if l.MaxKeyLength <= 0 {
-		errs = append(errs, errors.New("max_key_length must be positive"))
+		bad = append(bad, "max_key_length")
 	}
 	if l.MaxPointsPerRequest <= 0 {
-		errs = append(errs, errors.New("max_points_per_request must be positive"))
+		bad = append(bad, "max_points_per_request")
 	}
-	return errors.Join(errs...)
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s must be positive", strings.Join(bad, ", "))
 }
 
 // Validate checks the receiver configuration.
@@ -268,6 +272,10 @@ func (cfg *Config) Validate() error {
 	for i, s := range cfg.Sleuth.ImpactSources {
 		if s.Metric == "" {
 			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]::metric must not be empty", i))
+		}
+		// Sleuth's clients send no names: its metric names come from here.
+		if cfg.Limits.MaxNameLength > 0 && len(s.Metric) > cfg.Limits.MaxNameLength {
+			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]::metric is longer than limits::max_name_length (%d bytes)", i, cfg.Limits.MaxNameLength))
 		}
 		if seen[s.ID] {
 			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]: id %d is declared twice", i, s.ID))

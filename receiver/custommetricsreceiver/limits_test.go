@@ -18,10 +18,7 @@ func TestLimitsDefaultsAndValidation(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	assert.Equal(t, LimitsConfig{MaxNameLength: 256, MaxKeyLength: 1024, MaxPointsPerRequest: 10000}, cfg.Limits)
 	require.NoError(t, cfg.Limits.Validate())
-	err := LimitsConfig{}.Validate()
-	for _, msg := range []string{"max_name_length must be positive", "max_key_length must be positive", "max_points_per_request must be positive"} {
-		assert.ErrorContains(t, err, msg)
-	}
+	assert.EqualError(t, LimitsConfig{}.Validate(), "max_name_length, max_key_length, max_points_per_request must be positive")
 	assert.ErrorContains(t, LimitsConfig{MaxNameLength: 1, MaxKeyLength: -1, MaxPointsPerRequest: 1}.Validate(), "max_key_length must be positive")
 }
 
