@@ -3,6 +3,8 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,10 +40,32 @@ type bigFixAPI struct {
 	r   *customMetricsReceiver
 	cfg BigFixConfig
 	now func() time.Time
+	// creds are cfg.Users' credentials, index for index.
+	creds []bigFixCredential
 }
 
 func newBigFixAPI(r *customMetricsReceiver) *bigFixAPI {
-	return &bigFixAPI{r: r, cfg: r.cfg.BigFix, now: time.Now}
+	a := &bigFixAPI{r: r, cfg: r.cfg.BigFix, now: time.Now}
+	for _, u := range a.cfg.Users {
+		a.creds = append(a.creds, newBigFixCredential(u.Username, string(u.Password)))
+	}
+	return a
+}
+
+// bigFixCredential is a username and password as SHA-256 digests: comparing
+// digests of equal length takes the same time whatever the secrets' lengths.
+type bigFixCredential struct {
+	user, pass [sha256.Size]byte
+}
+
+func newBigFixCredential(user, pass string) bigFixCredential {
+	return bigFixCredential{user: sha256.Sum256([]byte(user)), pass: sha256.Sum256([]byte(pass))}
+}
+
+// compare compares the usernames and the passwords, always both, in constant
+// time; each result is 1 when that half matches, else 0.
+func (c bigFixCredential) compare(given bigFixCredential) (userOK, passOK int) {
+	return subtle.ConstantTimeCompare(c.user[:], given.user[:]), subtle.ConstantTimeCompare(c.pass[:], given.pass[:])
 }
 
 func (a *bigFixAPI) register(mux *http.ServeMux) {
@@ -75,11 +99,13 @@ func (a *bigFixAPI) auth(write bool, next bigFixHandler) http.HandlerFunc {
 		user, pass, ok := r.BasicAuth()
 		var found *BigFixUser
 		if ok {
-			for i := range a.cfg.Users {
-				u := &a.cfg.Users[i]
-				// Both compared in constant time, for every user.
-				if equalSecret(user, u.Username) && equalSecret(pass, string(u.Password)) && found == nil {
-					found = u
+			given := newBigFixCredential(user, pass)
+			// Username and password are both compared, for every user, with no
+			// early exit: the time taken does not tell which user or which half matched.
+			for i, c := range a.creds {
+				userOK, passOK := c.compare(given)
+				if userOK&passOK == 1 && found == nil {
+					found = &a.cfg.Users[i]
 				}
 			}
 		}
@@ -135,6 +161,10 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 		writeBigFixError(w, http.StatusForbidden, "Forbidden: the platform tag is reserved to the server collected metrics")
 		return
 	}
+	if le := a.r.cfg.Limits.name("tag", tag); le != nil {
+		writeBigFixError(w, le.Status, "Bad Request: "+le.Error())
+		return
+	}
 	body, ok := readBody(w, r, writeBigFixError)
 	if !ok {
 		return
@@ -147,6 +177,10 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	leaves, err := numericLeaves(metrics, tag)
 	if err != nil {
 		writeBigFixError(w, http.StatusBadRequest, "Bad Request: "+err.Error())
+		return
+	}
+	if le := a.checkLeaves(leaves); le != nil {
+		writeBigFixError(w, le.Status, http.StatusText(le.Status)+": "+le.Error())
 		return
 	}
 	now := a.now().UTC()
@@ -193,6 +227,21 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 		}
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// checkLeaves applies the limits to the values a body produces: their number,
+// and their metric names ("<tag>.<JSON path>", so object keys count too).
+func (a *bigFixAPI) checkLeaves(leaves []leaf) *limitError {
+	limits := a.r.cfg.Limits
+	if le := limits.points(len(leaves)); le != nil {
+		return le
+	}
+	for _, l := range leaves {
+		if le := limits.name("metric name (tag and JSON path)", l.name); le != nil {
+			return le
+		}
+	}
+	return nil
 }
 
 // bigFixMetrics turns a body into the metrics field: "a collection of metric".
@@ -273,7 +322,8 @@ func numericLeaves(metrics json.RawMessage, tag string) ([]leaf, error) {
 	return out, bad
 }
 
-// platform answers the reserved tag with the collector's own figures.
+// platform answers the reserved tag with the collector's own figures, as far
+// as they concern tenant: its definitions and its values (uptime is shared).
 func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument {
 	figures := map[string]string{
 		"uptime_seconds": strconv.FormatInt(int64(a.now().Sub(a.r.started).Seconds()), 10),
@@ -284,9 +334,11 @@ func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument 
 	if c, err := a.documents(ctx, tenant); err == nil {
 		figures["definitions_bigfix"] = strconv.Itoa(c.Len())
 	}
+	// The tenant's own counters only: another tenant's traffic is not its business.
+	accepted, refused := a.r.stats.counts(tenant)
 	for _, api := range valueAPIs {
-		figures["values_accepted_"+api] = strconv.FormatInt(a.r.stats.accepted[api].Load(), 10)
-		figures["values_refused_"+api] = strconv.FormatInt(a.r.stats.refused[api].Load(), 10)
+		figures["values_accepted_"+api] = strconv.FormatInt(accepted[api], 10)
+		figures["values_refused_"+api] = strconv.FormatInt(refused[api], 10)
 	}
 	raw, _ := json.Marshal([]map[string]string{figures})
 	return bigFixDocument{Tag: bigFixPlatformTag, Metrics: raw, LastChanged: a.now().UTC().Format(bigFixTimeLayout)}

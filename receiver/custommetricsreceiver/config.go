@@ -25,6 +25,15 @@ type Config struct {
 	// APIs create. When unset, the receiver keeps definitions in memory only.
 	Definitions *component.ID `mapstructure:"definitions"`
 
+	// AllowUnauthenticated lets an API without credentials be served on an
+	// endpoint that is not loopback. Default false: such a receiver refuses
+	// to start, since every client that reaches it could write.
+	AllowUnauthenticated bool `mapstructure:"allow_unauthenticated"`
+
+	// Limits bound what one request may carry; beyond them it is refused
+	// in the API's own error shape before anything is counted or stored.
+	Limits LimitsConfig `mapstructure:"limits"`
+
 	ThreatConnect ThreatConnectConfig `mapstructure:"threatconnect"`
 	Sleuth        SleuthConfig        `mapstructure:"sleuth"`
 	BigFix        BigFixConfig        `mapstructure:"bigfix"`
@@ -50,6 +59,11 @@ type ThreatConnectConfig struct {
 	Tokens []ThreatConnectToken `mapstructure:"tokens"`
 	// HMACKeys are accepted as "Authorization: TC <access_id>:<signature>" with a Timestamp header.
 	HMACKeys []ThreatConnectHMACKey `mapstructure:"hmac_keys"`
+	// HMACMaxSkew is how far a signed request's Timestamp may be from the
+	// server clock. The signature does not cover the body, so a captured
+	// request can be replayed with another body within this window: keep it
+	// short and serve over TLS. Default 5m, as ThreatConnect allows.
+	HMACMaxSkew time.Duration `mapstructure:"hmac_max_skew"`
 }
 
 // ThreatConnectToken is an API token and what it may touch.
@@ -188,6 +202,37 @@ type EmbraceBaseMetric struct {
 	Attributes []string `mapstructure:"attributes"`
 }
 
+// LimitsConfig bounds the input of one request, for every API.
+type LimitsConfig struct {
+	// MaxNameLength bounds metric and definition names, in bytes (400 beyond). Default 256.
+	MaxNameLength int `mapstructure:"max_name_length"`
+	// MaxKeyLength bounds keys: keyed values' keys, event keys, tags and the
+	// attribute keys a definition groups or filters on, in bytes (400 beyond). Default 1024.
+	MaxKeyLength int `mapstructure:"max_key_length"`
+	// MaxPointsPerRequest bounds the values one request produces (413
+	// beyond). Default 10000, the most events a LaunchDarkly SDK flushes at once.
+	MaxPointsPerRequest int `mapstructure:"max_points_per_request"`
+}
+
+// Validate checks that every limit is positive. The error is one line, which
+// confmap prefixes with the section's path ("limits: ...").
+func (l LimitsConfig) Validate() error {
+	var bad []string
+	if l.MaxNameLength <= 0 {
+		bad = append(bad, "max_name_length")
+	}
+	if l.MaxKeyLength <= 0 {
+		bad = append(bad, "max_key_length")
+	}
+	if l.MaxPointsPerRequest <= 0 {
+		bad = append(bad, "max_points_per_request")
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s must be positive", strings.Join(bad, ", "))
+}
+
 // Validate checks the receiver configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
@@ -215,6 +260,9 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("threatconnect::hmac_keys[%d]::access_id must not contain ':'", i))
 		}
 	}
+	if cfg.ThreatConnect.HMACMaxSkew <= 0 {
+		errs = append(errs, errors.New("threatconnect::hmac_max_skew must be positive"))
+	}
 	for i, k := range cfg.Sleuth.APIKeys {
 		if k.Key == "" {
 			errs = append(errs, fmt.Errorf("sleuth::api_keys[%d]::key must not be empty", i))
@@ -224,6 +272,10 @@ func (cfg *Config) Validate() error {
 	for i, s := range cfg.Sleuth.ImpactSources {
 		if s.Metric == "" {
 			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]::metric must not be empty", i))
+		}
+		// Sleuth's clients send no names: its metric names come from here.
+		if cfg.Limits.MaxNameLength > 0 && len(s.Metric) > cfg.Limits.MaxNameLength {
+			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]::metric is longer than limits::max_name_length (%d bytes)", i, cfg.Limits.MaxNameLength))
 		}
 		if seen[s.ID] {
 			errs = append(errs, fmt.Errorf("sleuth::impact_sources[%d]: id %d is declared twice", i, s.ID))

@@ -30,6 +30,9 @@ func TestLoadConfig(t *testing.T) {
 	full := createDefaultConfig().(*Config)
 	defs := component.MustNewID("definitions")
 	full.Definitions = &defs
+	full.AllowUnauthenticated = true
+	full.Limits = LimitsConfig{MaxNameLength: 128, MaxKeyLength: 512, MaxPointsPerRequest: 5000}
+	full.ThreatConnect.HMACMaxSkew = 30 * time.Second
 	full.ThreatConnect.PathPrefix = "/tc/api"
 	full.ThreatConnect.Tokens = []ThreatConnectToken{
 		{Token: "${env:TC_TOKEN}", Access: Access{Tenant: "org-a"}},
@@ -100,6 +103,8 @@ func TestLoadConfigInvalid(t *testing.T) {
 	assert.ErrorContains(t, err, "sleuth::impact_sources[1]: id 1 is declared twice")
 	assert.ErrorContains(t, err, `bigfix::users[0]::role must be "master_operator" or "operator"`)
 	for _, msg := range []string{
+		"limits: max_name_length, max_points_per_request must be positive",
+		"threatconnect::hmac_max_skew must be positive",
 		"launchdarkly::access_tokens[0]::token must not be empty",
 		`launchdarkly::access_tokens[0]::projects: "bad project" is not a valid project key`,
 		"launchdarkly::rate_limit_per_minute must not be negative",
@@ -117,6 +122,9 @@ func TestLoadConfigInvalid(t *testing.T) {
 func TestDefaultConfigListensOnLoopbackOnly(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	assert.Equal(t, "127.0.0.1:8181", cfg.ServerConfig.NetAddr.Endpoint)
+	assert.False(t, cfg.AllowUnauthenticated)
+	assert.Equal(t, 5*time.Minute, cfg.ThreatConnect.HMACMaxSkew)
+	assert.Equal(t, LimitsConfig{MaxNameLength: 256, MaxKeyLength: 1024, MaxPointsPerRequest: 10000}, cfg.Limits)
 	assert.True(t, cfg.LaunchDarkly.Enabled)
 	assert.Equal(t, "/launchdarkly/events", cfg.LaunchDarkly.Events.Path)
 	assert.Equal(t, calendar.Hour, cfg.LaunchDarkly.Events.Interval)
@@ -132,4 +140,11 @@ func TestValidate(t *testing.T) {
 	cfg = createDefaultConfig().(*Config)
 	cfg.ServerConfig.MaxRequestBodySize = -1
 	assert.ErrorContains(t, cfg.Validate(), "max_request_body_size must not be negative")
+
+	cfg = createDefaultConfig().(*Config)
+	cfg.Limits.MaxNameLength = 5
+	cfg.Sleuth.ImpactSources = []SleuthImpactSource{{ID: 1, Metric: "12345"}, {ID: 2, Metric: "123456"}}
+	err := cfg.Validate()
+	assert.ErrorContains(t, err, "sleuth::impact_sources[1]::metric is longer than limits::max_name_length (5 bytes)")
+	assert.NotContains(t, err.Error(), "impact_sources[0]")
 }

@@ -127,6 +127,10 @@ func (a *embraceAPI) create(w http.ResponseWriter, r *http.Request, tenant, app 
 		writeEmbraceError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if le := a.checkLimits(&m); le != nil {
+		writeEmbraceError(w, le.Status, le.Error())
+		return
+	}
 	c, err := a.metrics(r.Context(), tenant)
 	if err != nil {
 		a.internalError(w, err)
@@ -148,6 +152,20 @@ func (a *embraceAPI) create(w http.ResponseWriter, r *http.Request, tenant, app 
 	default:
 		writeJSON(w, http.StatusOK, created)
 	}
+}
+
+// checkLimits applies the limits to a definition's name (the emitted
+// metric's name) and the attribute keys it groups and filters on.
+func (a *embraceAPI) checkLimits(m *embrace.CustomMetric) *limitError {
+	limits := a.r.cfg.Limits
+	errs := []*limitError{limits.name("name", m.Name)}
+	for _, k := range m.GroupBy {
+		errs = append(errs, limits.key("a group_by attribute", k))
+	}
+	for _, k := range m.Filters.Keys() {
+		errs = append(errs, limits.key("a filter key", k))
+	}
+	return firstLimitError(errs...)
 }
 
 func (a *embraceAPI) list(w http.ResponseWriter, r *http.Request, tenant, app string) {

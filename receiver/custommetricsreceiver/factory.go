@@ -2,7 +2,6 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 
 import (
 	"context"
-	"github.com/custommetrics/bundle/internal/calendar"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -10,7 +9,9 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/wire/embrace"
+	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
 	"github.com/custommetrics/bundle/receiver/custommetricsreceiver/internal/metadata"
 )
 
@@ -23,6 +24,12 @@ const (
 	defaultSleuthMinInterval = 120 * time.Second
 	// The SDKs' events base URI points here; they post to .../bulk and .../diagnostic.
 	defaultLaunchDarklyEventsPath = "/launchdarkly/events"
+
+	// Names become metric names; keys become attribute values (series keys).
+	defaultMaxNameLength = 256
+	defaultMaxKeyLength  = 1024
+	// A LaunchDarkly SDK flushes at most 10,000 events at once.
+	defaultMaxPointsPerRequest = 10000
 )
 
 // defaultEmbraceBaseMetrics is the Embrace document's table of supported metrics.
@@ -52,8 +59,13 @@ func createDefaultConfig() component.Config {
 	srv.ReadTimeout = 30 * time.Second
 	return &Config{
 		ServerConfig: srv,
+		Limits: LimitsConfig{
+			MaxNameLength:       defaultMaxNameLength,
+			MaxKeyLength:        defaultMaxKeyLength,
+			MaxPointsPerRequest: defaultMaxPointsPerRequest,
+		},
 		// ThreatConnect's API base is /api; its document gives paths relative to it.
-		ThreatConnect: ThreatConnectConfig{APIConfig: APIConfig{Enabled: true, PathPrefix: "/api"}},
+		ThreatConnect: ThreatConnectConfig{APIConfig: APIConfig{Enabled: true, PathPrefix: "/api"}, HMACMaxSkew: tc.MaxClockSkew},
 		Sleuth:        SleuthConfig{APIConfig: APIConfig{Enabled: true}, MinInterval: defaultSleuthMinInterval},
 		BigFix:        BigFixConfig{APIConfig: APIConfig{Enabled: true}},
 		LaunchDarkly: LaunchDarklyConfig{

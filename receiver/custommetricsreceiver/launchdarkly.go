@@ -241,6 +241,10 @@ func (a *launchDarklyAPI) create(w http.ResponseWriter, r *http.Request, tenant,
 		writeLDError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if le := a.checkFields(fields); le != nil {
+		writeLDError(w, le.Status, le.Error())
+		return
+	}
 	c, err := a.metrics(r.Context(), tenant)
 	if err != nil {
 		a.internalError(w, err)
@@ -375,6 +379,9 @@ func (a *launchDarklyAPI) patch(w http.ResponseWriter, r *http.Request, tenant, 
 		if same { // an empty or no-op patch answers the metric as it is, version unchanged
 			return cur, nil
 		}
+		if le := a.checkFields(next.Fields); le != nil {
+			return cur, &ldPatchError{status: le.Status, code: ld.CodeInvalidRequest, msg: le.Error()}
+		}
 		now := a.now()
 		next.VersionID = newObjectID()
 		next.LastModified = now
@@ -445,6 +452,23 @@ func applyLDPatch(cur ld.Metric, ops jsonpatch.Patch, base string) (next ld.Metr
 	next = cur
 	next.Fields = fields
 	return next, false, nil
+}
+
+// checkFields applies the limits to a metric's names and keys: key (the
+// emitted metric's name) and name; eventKey and tags.
+func (a *launchDarklyAPI) checkFields(f ld.Fields) *limitError {
+	limits := a.r.cfg.Limits
+	errs := []*limitError{limits.name("key", f.Key)}
+	if f.Name != nil {
+		errs = append(errs, limits.name("name", *f.Name))
+	}
+	if f.EventKey != nil {
+		errs = append(errs, limits.key("eventKey", *f.EventKey))
+	}
+	for _, t := range f.Tags {
+		errs = append(errs, limits.key("a tag", t))
+	}
+	return firstLimitError(errs...)
 }
 
 func (a *launchDarklyAPI) internalError(w http.ResponseWriter, err error) {

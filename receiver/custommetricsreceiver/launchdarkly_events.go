@@ -53,6 +53,12 @@ func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 		writeLDError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	for _, e := range events {
+		if le := a.r.cfg.Limits.key("an event's key", e.Key); le != nil {
+			writeLDError(w, le.Status, le.Error())
+			return
+		}
+	}
 	if len(events) == 0 {
 		w.WriteHeader(http.StatusAccepted)
 		return
@@ -80,6 +86,14 @@ func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 				values[i] = append(values[i], otelmap.Value{Value: v, Time: ts})
 			}
 		}
+	}
+	total := 0
+	for _, vs := range values {
+		total += len(vs)
+	}
+	if le := a.r.cfg.Limits.points(total); le != nil {
+		writeLDError(w, le.Status, le.Error())
+		return
 	}
 	batch := otelmap.NewBatch(apiLaunchDarkly, key.Tenant, a.r.settings.BuildInfo.Version)
 	for i, m := range metrics {

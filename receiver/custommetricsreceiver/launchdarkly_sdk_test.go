@@ -124,7 +124,7 @@ func TestLaunchDarklyGoSDKBackpressure(t *testing.T) {
 	require.NoError(t, client.TrackEvent("signed-up", ldcontext.New("u")))
 	client.Flush()
 	// The payload and the SDK's one retry are both refused.
-	require.Eventually(t, func() bool { return ts.rcv.stats.refused[apiLaunchDarkly].Load() == 2 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { _, refused := ts.rcv.stats.counts(""); return refused[apiLaunchDarkly] == 2 }, 5*time.Second, 10*time.Millisecond)
 	assert.Empty(t, ts.points())
 	assert.Zero(t, ts.rcv.ld.diagnostics.Load(), "DiagnosticOptOut")
 

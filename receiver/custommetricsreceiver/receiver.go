@@ -73,6 +73,9 @@ func newReceiver(cfg *Config, set receiver.Settings, next consumer.Metrics) (*cu
 
 func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) error {
 	r.started = time.Now()
+	if err := r.cfg.checkExposure(); err != nil {
+		return err
+	}
 	if err := r.startRegistry(host); err != nil {
 		return err
 	}
@@ -159,13 +162,15 @@ func (r *customMetricsReceiver) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// consume hands md (holding n values) to the pipeline and records the outcome
-// in the receiver's telemetry. A nil error means the pipeline accepted it.
+// consume hands md (holding n values, one tenant's, built by
+// otelmap.NewBatch) to the pipeline and records the outcome in the receiver's
+// telemetry and the tenant's platform counters. A nil error means the
+// pipeline accepted it.
 func (r *customMetricsReceiver) consume(ctx context.Context, api string, md pmetric.Metrics, n int) error {
 	obs := r.obs[api]
 	ctx = obs.StartMetricsOp(ctx)
 	err := r.next.ConsumeMetrics(ctx, md)
 	obs.EndMetricsOp(ctx, "custommetrics", n, err)
-	r.stats.record(api, n, err)
+	r.stats.record(api, batchTenant(md), n, err)
 	return err
 }

@@ -108,7 +108,7 @@ func (a *threatConnectAPI) authenticate(r *http.Request) (Access, error) {
 		if k.AccessID != creds.AccessID {
 			continue
 		}
-		if err := tc.VerifySignature(string(k.SecretKey), r.RequestURI, r.Method, r.Header.Get(tc.TimestampHeader), creds.Signature, a.now()); err != nil {
+		if err := tc.VerifySignatureWithin(string(k.SecretKey), r.RequestURI, r.Method, r.Header.Get(tc.TimestampHeader), creds.Signature, a.now(), a.cfg.HMACMaxSkew); err != nil {
 			a.r.settings.Logger.Debug("ThreatConnect signature refused", zap.String("access_id", k.AccessID), zap.Error(err))
 			return Access{}, err
 		}
@@ -170,6 +170,10 @@ func (a *threatConnectAPI) create(w http.ResponseWriter, r *http.Request, tenant
 	def, err := tc.ParseCreate(body)
 	if err != nil {
 		writeTCError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if le := a.r.cfg.Limits.name("name", def.Name); le != nil {
+		writeTCError(w, le.Status, le.Error())
 		return
 	}
 	c, err := a.metrics(r.Context(), tenant)
@@ -236,6 +240,10 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 	p, err := tc.ParseData(body, m.DataType == "Count")
 	if err != nil {
 		writeTCError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if le := a.r.cfg.Limits.key("name (the key of a keyed value)", p.Name); le != nil {
+		writeTCError(w, le.Status, le.Error())
 		return
 	}
 	switch {
