@@ -138,7 +138,7 @@ func TestDiskFullEndToEnd(t *testing.T) {
 	// grows), then a value of 1 to the unkeyed "total", whose figure must
 	// end as the number of its acknowledged values.
 	grow := func(key string) int {
-		a := post(t, base+"/runs/data", `{"name":"`+key+strings.Repeat("k", 2000)+`","value":1,"date":"`+date+`"}`)
+		a := post(t, base+"/runs/data", `{"name":"`+key+strings.Repeat("k", 1000)+`","value":1,"date":"`+date+`"}`)
 		check(a)
 		return a.status
 	}

@@ -17,6 +17,7 @@ const (
 	defaultAllowedLateness  = 30 * time.Second
 	defaultCheckInterval    = time.Second
 	defaultMaxSeriesWindows = 1_000_000
+	defaultMaxPerTenant     = 250_000
 	defaultCommitDelay      = 1 * time.Millisecond
 	defaultAppIDAttribute   = "app.id"
 )
@@ -48,6 +49,11 @@ type Config struct {
 	CommitDelay time.Duration `mapstructure:"commit_delay"`
 	// MaxSeriesWindows bounds the series-windows held in memory. Default 1,000,000.
 	MaxSeriesWindows int `mapstructure:"max_series_windows"`
+	// MaxSeriesWindowsPerTenant bounds the series-windows of one tenant (the
+	// custommetrics.tenant resource attribute; absent is the default
+	// tenant), so that one tenant's keys cannot take the room of the others.
+	// Default 250,000; 0 = no per-tenant bound.
+	MaxSeriesWindowsPerTenant int `mapstructure:"max_series_windows_per_tenant"`
 	// RestatementRetention is how long after its end a window can still be
 	// restated; older values are refused. 0 (default) = forever.
 	RestatementRetention time.Duration `mapstructure:"restatement_retention"`
@@ -105,6 +111,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.RunningInterval < 0 {
 		errs = append(errs, errors.New("running_interval must not be negative (0 = off)"))
+	}
+	if cfg.MaxSeriesWindowsPerTenant < 0 {
+		errs = append(errs, fmt.Errorf("max_series_windows_per_tenant must not be negative, got %d", cfg.MaxSeriesWindowsPerTenant))
 	}
 	if cfg.MaxSeriesWindows <= 0 {
 		errs = append(errs, errors.New("max_series_windows must be positive"))

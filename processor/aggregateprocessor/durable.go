@@ -427,6 +427,7 @@ func (d *durable) restore(dsc *desc, r *record) bool {
 	}
 	sh.put(h, string(k), w)
 	p.inMem.Add(1)
+	dsc.tenant.n.Add(1)
 	return true
 }
 

@@ -135,7 +135,7 @@ func (p *aggProcessor) evict(nowNs int64) {
 			}
 			if w.version == 0 { // placeholder of a refused or failed batch
 				sh.del(h, w)
-				p.inMem.Add(-1)
+				p.forget(w.d)
 				return
 			}
 			if w.end+lateness > nowNs || w.emitted != w.version {
@@ -144,13 +144,13 @@ func (p *aggProcessor) evict(nowNs int64) {
 			if p.store != nil {
 				if w.donePersisted {
 					sh.del(h, w)
-					p.inMem.Add(-1)
+					p.forget(w.d)
 				}
 				return
 			}
 			if ret > 0 && w.end <= nowNs-ret {
 				sh.del(h, w)
-				p.inMem.Add(-1)
+				p.forget(w.d)
 				return
 			}
 			candidates = append(candidates, candidate{w, h})
@@ -174,7 +174,7 @@ func (p *aggProcessor) evict(nowNs int64) {
 		sh.mu.Lock()
 		if w.pins == 0 && w.emitted == w.version && sh.holds(c.h, w) {
 			sh.del(c.h, w)
-			p.inMem.Add(-1)
+			p.forget(w.d)
 			evictedEnd = max(evictedEnd, w.end)
 			n++
 		}

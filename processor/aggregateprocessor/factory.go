@@ -21,11 +21,12 @@ func NewFactory() processor.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		AllowedLateness:  defaultAllowedLateness,
-		CheckInterval:    defaultCheckInterval,
-		MaxSeriesWindows: defaultMaxSeriesWindows,
-		CommitDelay:      defaultCommitDelay,
-		Embrace:          EmbraceConfig{AppIDAttribute: defaultAppIDAttribute},
+		AllowedLateness:           defaultAllowedLateness,
+		CheckInterval:             defaultCheckInterval,
+		MaxSeriesWindows:          defaultMaxSeriesWindows,
+		MaxSeriesWindowsPerTenant: defaultMaxPerTenant,
+		CommitDelay:               defaultCommitDelay,
+		Embrace:                   EmbraceConfig{AppIDAttribute: defaultAppIDAttribute},
 	}
 }
 

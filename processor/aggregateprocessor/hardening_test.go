@@ -179,3 +179,31 @@ func TestStorageFailureReachesComponentStatus(t *testing.T) {
 	assert.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError, componentstatus.StatusOK}, host.statuses())
 	assert.Equal(t, 2.0, figureOf(t, p, "m", ""))
 }
+
+// TestTenantQuota: one tenant at max_series_windows_per_tenant is refused
+// (retryably) for new series-windows while another tenant still opens its
+// own, and its existing windows keep taking values.
+func TestTenantQuota(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	cfg := defaultCfg()
+	cfg.MaxSeriesWindowsPerTenant = 3
+	p := newTestProcessor(t, cfg, new(consumertest.MetricsSink), &clock{t: at}, newMemStorage())
+	of := func(tenant string, keys ...string) pmetric.Metrics {
+		md := sumBatch("m", at, keys...)
+		if tenant != "" {
+			md.ResourceMetrics().At(0).Resource().Attributes().PutStr(otelmap.AttrTenant, tenant)
+		}
+		return md
+	}
+	require.NoError(t, p.ConsumeMetrics(ctx, of("a", "1", "2", "3")))
+	err := p.ConsumeMetrics(ctx, of("a", "4"))
+	require.ErrorIs(t, err, errTenantLimit)
+	assert.False(t, consumererror.IsPermanent(err))
+	assert.Contains(t, err.Error(), `tenant "a"`)
+	require.NoError(t, p.ConsumeMetrics(ctx, of("a", "1")), "existing series-windows still count")
+	require.NoError(t, p.ConsumeMetrics(ctx, of("b", "1", "2", "3")), "another tenant is unaffected")
+	require.NoError(t, p.ConsumeMetrics(ctx, of("", "1")), "and so is the default tenant")
+	require.ErrorIs(t, p.ConsumeMetrics(ctx, of("b", "x", "y")), errTenantLimit, "a batch over the quota is refused whole")
+	assert.EqualValues(t, 7, p.inMem.Load())
+}

@@ -48,6 +48,34 @@ type desc struct {
 	dsc  string
 	meta pcommon.Map // input metadata (custommetrics.* keys are overwritten on output)
 	blob []byte      // encoded identity for storage records
+	// tenant counts the series-windows in memory of the resource's tenant.
+	tenant *tenantWindows
+}
+
+// tenantWindows is one tenant's share of the series-windows in memory.
+type tenantWindows struct {
+	name string
+	n    atomic.Int64
+}
+
+// tenantOf returns the counter of the tenant named by res. Caller holds descMu.
+func (p *aggProcessor) tenantOf(res pcommon.Resource) *tenantWindows {
+	var name string
+	if v, ok := res.Attributes().Get(otelmap.AttrTenant); ok {
+		name = v.AsString()
+	}
+	tw := p.tenants[name]
+	if tw == nil {
+		tw = &tenantWindows{name: name}
+		p.tenants[name] = tw
+	}
+	return tw
+}
+
+// forget accounts for a window of d leaving memory.
+func (p *aggProcessor) forget(d *desc) {
+	p.inMem.Add(-1)
+	d.tenant.n.Add(-1)
 }
 
 // A window is the state of one series in one calendar window.
@@ -171,9 +199,10 @@ type aggProcessor struct {
 	inMem  atomic.Int64  // windows in memory (reserved before insertion)
 	seq    atomic.Uint64 // arrival sequence for first/last ties
 
-	descMu sync.RWMutex
-	descs  map[string]*desc
-	descID uint64
+	descMu  sync.RWMutex
+	descs   map[string]*desc
+	descID  uint64
+	tenants map[string]*tenantWindows // guarded by descMu
 
 	store *durable // nil: memory only
 	// evictedBefore (memory mode): closed windows ending at or before it may
@@ -206,7 +235,7 @@ func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics) (*
 	}
 	p := &aggProcessor{
 		cfg: cfg, set: set, logger: set.Logger, next: next, cal: cal, now: time.Now, tel: tel,
-		seed: maphash.MakeSeed(), descs: map[string]*desc{},
+		seed: maphash.MakeSeed(), descs: map[string]*desc{}, tenants: map[string]*tenantWindows{},
 	}
 	p.evictedBefore.Store(math.MinInt64)
 	p.seq.Store(uint64(time.Now().UnixNano()))
@@ -376,6 +405,7 @@ func (p *aggProcessor) descFor(sc *scratch, prefix []byte, rm pmetric.ResourceMe
 	m.Metadata().CopyTo(d.meta)
 	d.rs = d.key[:len(prefix)]
 	d.blob = encodeDescBlob(d)
+	d.tenant = p.tenantOf(d.res)
 	p.descs[d.key] = d
 	return d
 }
@@ -442,8 +472,9 @@ func (sc *scratch) reset() {
 
 // Errors that refuse a whole batch.
 var (
-	errLimit     = errors.New("aggregate processor: max_series_windows reached, refusing points for new series-windows; retry later")
-	errNonFinite = errors.New("aggregate processor: the values would make a window's figure non-finite (a sum beyond ±1.8e308, or an average whose weights sum to 0); the window keeps its last finite figure")
+	errLimit       = errors.New("aggregate processor: max_series_windows reached, refusing points for new series-windows; retry later")
+	errTenantLimit = errors.New("aggregate processor: the tenant's max_series_windows_per_tenant is reached, refusing its points for new series-windows; retry later")
+	errNonFinite   = errors.New("aggregate processor: the values would make a window's figure non-finite (a sum beyond ±1.8e308, or an average whose weights sum to 0); the window keeps its last finite figure")
 )
 
 // ConsumeMetrics aggregates matched points and passes the rest on. A batch is
@@ -699,17 +730,34 @@ func (p *aggProcessor) resolveOne(sc *scratch, d *desc, key []byte, iv calendar.
 }
 
 // insertMissing reserves room for the batch's new windows (refusing the
-// batch when there is none), loads closed ones from storage, and inserts
-// them pinned.
+// batch when there is none, in all or for one of its tenants), loads closed
+// ones from storage, and inserts them pinned.
 func (p *aggProcessor) insertMissing(ctx context.Context, sc *scratch, _ int64) error {
 	n := int64(len(sc.miss))
 	if p.inMem.Add(n) > int64(p.cfg.MaxSeriesWindows) {
 		p.inMem.Add(-n)
 		return fmt.Errorf("%w (max_series_windows=%d, %d new series-windows in this batch)", errLimit, p.cfg.MaxSeriesWindows, n)
 	}
+	for i := range sc.miss {
+		sc.miss[i].d.tenant.n.Add(1)
+	}
+	release := func() {
+		p.inMem.Add(-n)
+		for i := range sc.miss {
+			sc.miss[i].d.tenant.n.Add(-1)
+		}
+	}
+	if limit := int64(p.cfg.MaxSeriesWindowsPerTenant); limit > 0 {
+		for i := range sc.miss {
+			if tw := sc.miss[i].d.tenant; tw.n.Load() > limit {
+				release()
+				return fmt.Errorf("%w (tenant %q, max_series_windows_per_tenant=%d)", errTenantLimit, tw.name, limit)
+			}
+		}
+	}
 	if p.store != nil {
 		if err := p.store.loadMissing(ctx, sc.miss); err != nil {
-			p.inMem.Add(-n)
+			release()
 			return err
 		}
 	}
@@ -719,7 +767,7 @@ func (p *aggProcessor) insertMissing(ctx context.Context, sc *scratch, _ int64) 
 		sh.mu.Lock()
 		w := sh.get(ms.hash, []byte(ms.key))
 		if w != nil {
-			p.inMem.Add(-1)
+			p.forget(ms.d)
 		} else {
 			w = &window{akey: strings.Clone(ms.key[keyHeader:]), d: ms.d, iv: ms.iv, start: ms.start, end: ms.end, shard: ms.shard}
 			if ms.loaded {
