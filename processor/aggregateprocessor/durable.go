@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -182,11 +183,11 @@ type durable struct {
 	p       *aggProcessor
 	client  storage.Client
 	commits *groupcommit.Committer[*pending]
-	health  health
+	health  *health
 }
 
 func newDurable(p *aggProcessor, client storage.Client, host component.Host) *durable {
-	d := &durable{p: p, client: client, health: health{host: host}}
+	d := &durable{p: p, client: client, health: &health{host: host}}
 	d.commits = groupcommit.New(d.write, p.cfg.CommitDelay)
 	return d
 }
@@ -279,26 +280,77 @@ func (d *durable) write(list []*pending) error {
 }
 
 // health reports storage failures through componentstatus (so that
-// health_check shows them) when commits start failing, and recovery when
-// they succeed again. Used by the committer goroutine only.
+// health_check shows them) when commits start failing, and recovery once
+// commits have succeeded for healthQuiet with no failure: a store that is
+// nearly full fails some commits and passes others, and must not flap.
 type health struct {
-	host    component.Host
-	failing bool
+	host component.Host
+
+	mu       sync.Mutex
+	failing  bool
+	lastFail time.Time
+	lastOK   time.Time
+	timer    *time.Timer
+	stopped  bool
 }
 
+const healthQuiet = time.Second
+
 func (h *health) failed(p *aggProcessor, err error) {
-	if !h.failing {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastFail = time.Now()
+	if !h.failing && !h.stopped {
 		h.failing = true
-		p.logger.Error("Writing window states to storage failed; refusing values (retryable) until a commit succeeds", zap.Error(err))
+		p.logger.Error("Writing window states to storage failed; refusing values (retryable) until commits succeed", zap.Error(err))
 		componentstatus.ReportStatus(h.host, componentstatus.NewRecoverableErrorEvent(err))
 	}
 }
 
 func (h *health) ok(p *aggProcessor) {
-	if h.failing {
-		h.failing = false
-		p.logger.Info("Writing window states to storage works again")
-		componentstatus.ReportStatus(h.host, componentstatus.NewEvent(componentstatus.StatusOK))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lastOK = time.Now()
+	if h.failing && !h.stopped && h.timer == nil {
+		h.check(p)
+	}
+}
+
+// check reports recovery when the last failure is healthQuiet old and a
+// commit succeeded since, and otherwise looks again when it may be; a
+// failure with no success after it waits for the next ok. Caller holds mu.
+func (h *health) check(p *aggProcessor) {
+	if !h.lastOK.After(h.lastFail) {
+		return
+	}
+	quiet := time.Since(h.lastFail)
+	if quiet >= healthQuiet {
+		h.recovered(p)
+		return
+	}
+	h.timer = time.AfterFunc(healthQuiet-quiet, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.timer = nil
+		if h.failing && !h.stopped {
+			h.check(p)
+		}
+	})
+}
+
+// recovered reports StatusOK. Caller holds mu.
+func (h *health) recovered(p *aggProcessor) {
+	h.failing = false
+	p.logger.Info("Writing window states to storage works again")
+	componentstatus.ReportStatus(h.host, componentstatus.NewEvent(componentstatus.StatusOK))
+}
+
+func (h *health) stop() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stopped = true
+	if h.timer != nil {
+		h.timer.Stop()
 	}
 }
 
@@ -328,6 +380,7 @@ func (d *durable) halt() { d.commits.Close() }
 
 func (d *durable) stop(ctx context.Context) error {
 	d.halt()
+	d.health.stop()
 	return d.client.Close(ctx)
 }
 

@@ -176,6 +176,9 @@ func TestStorageFailureReachesComponentStatus(t *testing.T) {
 	store.fail = nil
 	store.mu.Unlock()
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
+	assert.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError}, host.statuses(),
+		"recovery is reported once commits succeed for a while (no flapping)")
+	assert.Eventually(t, func() bool { return len(host.statuses()) == 2 }, 5*time.Second, 10*time.Millisecond)
 	assert.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError, componentstatus.StatusOK}, host.statuses())
 	assert.Equal(t, 2.0, figureOf(t, p, "m", ""))
 }

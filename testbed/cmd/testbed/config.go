@@ -26,6 +26,9 @@ type colOpts struct {
 	pgDSN string
 	// env is added to the collector's environment (e.g. GOMEMLIMIT).
 	env []string
+	// dataTmpfs, when > 0, mounts a tmpfs of that many bytes as the
+	// collector's data directory (needs root), for the disk-full scenario.
+	dataTmpfs int
 }
 
 // sleuthSources is the number of Sleuth impact sources the configuration maps.
@@ -44,7 +47,7 @@ func (o colOpts) yaml(p ports) string {
     component_health:
       include_permanent_errors: true
       include_recoverable_errors: true
-      recovery_duration: 5s
+      recovery_duration: 1s # the shipped config waits 5s; the disk-full scenario has 6s of full disk
   file_storage:
     directory: data/storage
     create_directory: true

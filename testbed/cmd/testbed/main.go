@@ -190,6 +190,11 @@ func (e *env) newCollector(name string, o colOpts) (*coll, error) {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(o.yaml(c.ports)), 0o644); err != nil {
 		return nil, err
 	}
+	if o.dataTmpfs > 0 {
+		if err := mountTmpfs(filepath.Join(dir, "data"), o.dataTmpfs); err != nil {
+			return nil, err
+		}
+	}
 	return c, c.start()
 }
 

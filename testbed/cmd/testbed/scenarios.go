@@ -33,6 +33,7 @@ func (e *env) shortSet() {
 	e.definitionAPIs(8 * time.Second)
 	e.malformed(15 * time.Second)
 	e.kill9(24*time.Second, 2000)
+	e.diskFull(18*time.Second, 1500)
 }
 
 // definitionAPIs drives the two APIs whose values come from elsewhere, at
@@ -112,6 +113,7 @@ func (e *env) fullSet() {
 	}, nil)
 
 	e.kill9(30*time.Second, 4000)
+	e.diskFull(24*time.Second, 2000)
 
 	// memory_limiter pressure: a tiny limit, many series at full speed.
 	e.scenario("memory-limiter", colOpts{memLimitMiB: 60, memSpikeMiB: 20}, []load{{
