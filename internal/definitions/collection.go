@@ -4,11 +4,14 @@ package definitions // import "github.com/custommetrics/bundle/internal/definiti
 // only what it changes: its cost does not depend on how many definitions the
 // collection holds. <kind> is a Kind; <tenant> is the tenant quoted with
 // strconv.Quote (tenants are user-chosen strings: quoting keeps "a/b" from
-// colliding with nesting); <seq> is a decimal slot number.
+// colliding with nesting); <seq> is a slot number in 20 decimal digits
+// (zero-padded, so that key order is slot order and a create appends at the
+// end of the storage's B+tree instead of splitting pages in the middle).
 //
 //	key                                          value (JSON)
 //	definitions/v2/<kind>/<tenant>/meta          {"nextId":N,"nextSeq":S}
 //	definitions/v2/<kind>/<tenant>/item/<seq>    {"key":"<key>","item":<definition>}
+//	    e.g. definitions/v2/threatconnect.metric/"acme"/item/00000000000000000042
 //	definitions-usage/<tenant>                   {"count":C}   definitions of every kind
 //	definitions-tenants/<kind>                   ["<tenant>",...]   sorted
 //	definitions/<kind>/<tenant>                  previous layout (whole collection);
@@ -52,7 +55,7 @@ func collectionPrefix(k Kind, tenant string) string {
 func metaKey(k Kind, tenant string) string { return collectionPrefix(k, tenant) + "meta" }
 
 func itemKey(k Kind, tenant string, seq uint64) string {
-	return collectionPrefix(k, tenant) + "item/" + strconv.FormatUint(seq, 10)
+	return fmt.Sprintf("%sitem/%020d", collectionPrefix(k, tenant), seq)
 }
 
 // legacyKey is where the previous layout kept a whole collection.
