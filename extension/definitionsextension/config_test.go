@@ -20,9 +20,13 @@ func TestLoadConfig(t *testing.T) {
 	tests := []struct {
 		id       component.ID
 		expected component.Config
+		err      string
 	}{
-		{id: component.NewID(metadata.Type), expected: &Config{}},
-		{id: component.NewIDWithName(metadata.Type, "durable"), expected: &Config{Storage: &storageID}},
+		{id: component.NewID(metadata.Type), expected: &Config{MaxDefinitionsPerTenant: 10_000}},
+		{id: component.NewIDWithName(metadata.Type, "durable"), expected: &Config{Storage: &storageID, MaxDefinitionsPerTenant: 10_000}},
+		{id: component.NewIDWithName(metadata.Type, "unlimited"), expected: &Config{MaxDefinitionsPerTenant: 0}},
+		{id: component.NewIDWithName(metadata.Type, "small"), expected: &Config{MaxDefinitionsPerTenant: 100}},
+		{id: component.NewIDWithName(metadata.Type, "invalid"), err: "max_definitions_per_tenant must be 0 (no limit) or positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {
@@ -30,6 +34,10 @@ func TestLoadConfig(t *testing.T) {
 			sub, err := cm.Sub(tt.id.String())
 			require.NoError(t, err)
 			require.NoError(t, sub.Unmarshal(cfg))
+			if tt.err != "" {
+				assert.ErrorContains(t, confmap.Validate(cfg), tt.err)
+				return
+			}
 			require.NoError(t, confmap.Validate(cfg))
 			assert.Equal(t, tt.expected, cfg)
 		})

@@ -2,6 +2,7 @@ package definitionsextension // import "github.com/custommetrics/bundle/extensio
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
@@ -27,18 +28,31 @@ func newExtension(cfg *Config, set extension.Settings) *definitionsExtension {
 }
 
 func (e *definitionsExtension) Start(ctx context.Context, host component.Host) error {
+	opts := []definitions.Option{
+		definitions.WithMaxPerTenant(e.cfg.MaxDefinitionsPerTenant),
+		definitions.WithLogger(e.settings.Logger),
+	}
 	if e.cfg.Storage == nil {
 		e.settings.Logger.Warn("No storage configured: definitions are kept in memory and lost on restart. Set 'storage' to a storage extension such as file_storage.")
-		e.registry = definitions.NewRegistry(&definitions.MemoryBackend{})
+		e.registry = definitions.NewRegistry(&definitions.MemoryBackend{}, opts...)
 		return nil
 	}
 	client, err := storageclient.Open(ctx, host, *e.cfg.Storage, component.KindExtension, e.settings.ID)
 	if err != nil {
 		return err
 	}
+	registry := definitions.NewRegistry(client, opts...)
+	// Collections of the previous layout (one record per collection) move to
+	// one record per definition, once.
+	migrated, err := registry.Migrate(ctx)
+	if err != nil {
+		_ = client.Close(ctx)
+		return fmt.Errorf("migrating stored definitions: %w", err)
+	}
 	e.client = client
-	e.registry = definitions.NewRegistry(client)
-	e.settings.Logger.Info("Definitions registry started", zap.Stringer("storage", e.cfg.Storage))
+	e.registry = registry
+	e.settings.Logger.Info("Definitions registry started", zap.Stringer("storage", e.cfg.Storage),
+		zap.Int("max_definitions_per_tenant", e.cfg.MaxDefinitionsPerTenant), zap.Int("migrated", migrated))
 	return nil
 }
 

@@ -14,8 +14,11 @@ func NewFactory() extension.Factory {
 	return extension.NewFactory(metadata.Type, createDefaultConfig, create, metadata.ExtensionStability)
 }
 
+// defaultMaxDefinitionsPerTenant is the default of max_definitions_per_tenant.
+const defaultMaxDefinitionsPerTenant = 10_000
+
 func createDefaultConfig() component.Config {
-	return &Config{}
+	return &Config{MaxDefinitionsPerTenant: defaultMaxDefinitionsPerTenant}
 }
 
 func create(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 )
 
 type item struct {
@@ -15,7 +16,7 @@ type item struct {
 	Name string `json:"name"`
 }
 
-// flakyBackend fails Set while fail is true.
+// flakyBackend fails writes while fail is true.
 type flakyBackend struct {
 	MemoryBackend
 	mu   sync.Mutex
@@ -23,12 +24,18 @@ type flakyBackend struct {
 }
 
 func (f *flakyBackend) Set(ctx context.Context, key string, value []byte) error {
+	return f.Batch(ctx, storage.SetOperation(key, value))
+}
+
+func (f *flakyBackend) Batch(ctx context.Context, ops ...*storage.Operation) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.fail {
-		return errors.New("disk full")
+	for _, op := range ops {
+		if f.fail && op.Type != storage.Get {
+			return errors.New("disk full")
+		}
 	}
-	return f.MemoryBackend.Set(ctx, key, value)
+	return f.MemoryBackend.Batch(ctx, ops...)
 }
 
 func TestCollectionPersistsAndReloads(t *testing.T) {
@@ -67,7 +74,8 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 
 	backend.fail = true
 	_, err = c.Create(ctx, "b", func(id int64) (item, error) { return item{ID: id, Name: "b"}, nil })
-	require.ErrorContains(t, err, "disk full")
+	require.ErrorIs(t, err, ErrUnavailable)
+	require.NotContains(t, err.Error(), "disk full", "the storage's message stays in the logs")
 	_, err = c.Put(ctx, "a", func(item, bool) (item, error) { return item{ID: 9, Name: "changed"}, nil })
 	require.Error(t, err)
 	_, err = c.Delete(ctx, "a")
@@ -111,7 +119,7 @@ func TestCreateRaceHasOneWinner(t *testing.T) {
 func TestCorruptDocumentIsAnError(t *testing.T) {
 	ctx := context.Background()
 	backend := &MemoryBackend{}
-	require.NoError(t, backend.Set(ctx, storageKey(KindThreatConnectMetric, ""), []byte(`{"items":[{}],"keys":[]}`)))
+	require.NoError(t, backend.Set(ctx, legacyKey(KindThreatConnectMetric, ""), []byte(`{"items":[{}],"keys":[]}`)))
 	_, err := CollectionOf[item](ctx, NewRegistry(backend), KindThreatConnectMetric, "")
 	assert.ErrorContains(t, err, "corrupt")
 }

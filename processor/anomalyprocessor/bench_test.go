@@ -181,6 +181,7 @@ func BenchmarkSeriesMemory(b *testing.B) {
 		const n = 100_000
 		cfg := defaultCfg()
 		cfg.MaxSeries = n
+		cfg.MaxSeriesPerTenant = n // all in the default tenant
 		p, err := newProcessor(nopSettings(), cfg)
 		require.NoError(b, err)
 		runtime.GC()
@@ -188,7 +189,7 @@ func BenchmarkSeriesMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		var st batchStats
 		for j := 0; j < n; j++ {
-			p.score(context.Background(), seriesKey{uint64(j) * k1, uint64(j)}, int64(j+1), 1, 1, &st)
+			p.score(context.Background(), seriesKey{uint64(j) * k1, uint64(j)}, "", int64(j+1), 1, 1, &st)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

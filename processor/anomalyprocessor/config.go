@@ -61,6 +61,11 @@ type Config struct {
 	// MaxSeries bounds the number of series tracked; points of further new
 	// series pass through unscored.
 	MaxSeries int `mapstructure:"max_series"`
+	// MaxSeriesPerTenant bounds the series tracked for one tenant (the
+	// resource attribute custommetrics.tenant; absent is the default
+	// tenant); points of its further new series pass through unscored while
+	// other tenants keep getting new series. 0 means no per-tenant bound.
+	MaxSeriesPerTenant int `mapstructure:"max_series_per_tenant"`
 	// SeriesTTL: a series without a data point for this long is forgotten
 	// (memory and storage).
 	SeriesTTL time.Duration `mapstructure:"series_ttl"`
@@ -71,24 +76,26 @@ type Config struct {
 
 // Defaults that are not detector parameters.
 const (
-	defaultSnapshotInterval = time.Minute
-	defaultMaxSeries        = 100_000
-	defaultSeriesTTL        = 7 * 24 * time.Hour
+	defaultSnapshotInterval   = time.Minute
+	defaultMaxSeries          = 100_000
+	defaultMaxSeriesPerTenant = 10_000
+	defaultSeriesTTL          = 7 * 24 * time.Hour
 )
 
 func createDefaultConfig() component.Config {
 	d := detector.DefaultConfig()
 	return &Config{
-		Sensitivity:       d.Sensitivity,
-		LearningPeriod:    d.LearningPeriod,
-		Seasonality:       d.Seasonality.String(),
-		Direction:         d.Direction.String(),
-		MinRelativeChange: d.MinRelativeChange,
-		Cooldown:          d.Cooldown,
-		Metrics:           true,
-		SnapshotInterval:  defaultSnapshotInterval,
-		MaxSeries:         defaultMaxSeries,
-		SeriesTTL:         defaultSeriesTTL,
+		Sensitivity:        d.Sensitivity,
+		LearningPeriod:     d.LearningPeriod,
+		Seasonality:        d.Seasonality.String(),
+		Direction:          d.Direction.String(),
+		MinRelativeChange:  d.MinRelativeChange,
+		Cooldown:           d.Cooldown,
+		Metrics:            true,
+		SnapshotInterval:   defaultSnapshotInterval,
+		MaxSeries:          defaultMaxSeries,
+		MaxSeriesPerTenant: defaultMaxSeriesPerTenant,
+		SeriesTTL:          defaultSeriesTTL,
 	}
 }
 
@@ -148,6 +155,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.MaxSeries <= 0 {
 		errs = append(errs, fmt.Errorf("max_series must be positive, got %d", cfg.MaxSeries))
+	}
+	if cfg.MaxSeriesPerTenant < 0 {
+		errs = append(errs, fmt.Errorf("max_series_per_tenant must be 0 (no per-tenant bound) or positive, got %d", cfg.MaxSeriesPerTenant))
 	}
 	if cfg.SeriesTTL <= 0 {
 		errs = append(errs, fmt.Errorf("series_ttl must be positive, got %v", cfg.SeriesTTL))

@@ -17,8 +17,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/metadata"
 )
 
@@ -28,6 +30,7 @@ var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 type point struct {
 	metric   string
 	resource string // value of resource attribute "host"
+	tenant   string // value of resource attribute custommetrics.tenant; "" = absent
 	attrs    map[string]any
 	ts       time.Time
 	v        float64
@@ -36,14 +39,17 @@ type point struct {
 // batch builds metrics with one gauge per point.
 func batch(pts ...point) pmetric.Metrics {
 	md := pmetric.NewMetrics()
-	byRes := map[string]pmetric.MetricSlice{}
+	byRes := map[[2]string]pmetric.MetricSlice{}
 	for _, p := range pts {
-		ms, ok := byRes[p.resource]
+		ms, ok := byRes[[2]string{p.resource, p.tenant}]
 		if !ok {
 			rm := md.ResourceMetrics().AppendEmpty()
 			rm.Resource().Attributes().PutStr("host", p.resource)
+			if p.tenant != "" {
+				rm.Resource().Attributes().PutStr(otelmap.AttrTenant, p.tenant)
+			}
 			ms = rm.ScopeMetrics().AppendEmpty().Metrics()
-			byRes[p.resource] = ms
+			byRes[[2]string{p.resource, p.tenant}] = ms
 		}
 		m := ms.AppendEmpty()
 		m.SetName(p.metric)
@@ -91,13 +97,22 @@ func (tp *testProc) consume(t *testing.T, pts ...point) {
 
 func (tp *testProc) counter(t *testing.T, name string) int64 {
 	t.Helper()
+	return tp.counterWith(t, name, "", "")
+}
+
+// counterWith sums the points of counter name whose attribute attr is value
+// (all points when attr is "").
+func (tp *testProc) counterWith(t *testing.T, name, attr, value string) int64 {
+	t.Helper()
 	m, err := tp.tel.GetMetric("otelcol_processor_anomaly_" + name)
 	if err != nil {
 		return 0
 	}
 	var n int64
 	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-		n += dp.Value
+		if v, _ := dp.Attributes.Value(attribute.Key(attr)); attr == "" || v.AsString() == value {
+			n += dp.Value
+		}
 	}
 	return n
 }

@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
@@ -50,6 +52,7 @@ type anomalyProcessor struct {
 
 	shards  [nShards]shard
 	nSeries atomic.Int64
+	tenants tenantTable // series per tenant (max_series_per_tenant)
 
 	now func() time.Time // wall clock (tests replace it)
 
@@ -187,7 +190,8 @@ func (p *anomalyProcessor) load(ctx context.Context) error {
 			return nil, nil // not ours
 		}
 		var s series
-		if err := s.unmarshalBinary(value); err != nil {
+		tenant, known, err := s.unmarshalWithTenant(value)
+		if err != nil {
 			p.logger.Warn("dropping unreadable detector state", zap.String("key", key), zap.Error(err))
 			dropped++
 			return []*storage.Operation{storage.DeleteOperation(key)}, nil
@@ -195,6 +199,14 @@ func (p *anomalyProcessor) load(ctx context.Context) error {
 		if now-s.seen > ttl || loaded >= int64(p.cfg.MaxSeries) {
 			dropped++
 			return []*storage.Operation{storage.DeleteOperation(key)}, nil
+		}
+		if known { // states of version 1 are attributed at their next point
+			id, ok, _ := p.tenants.acquire(tenant, p.cfg.MaxSeriesPerTenant)
+			if !ok {
+				dropped++
+				return []*storage.Operation{storage.DeleteOperation(key)}, nil
+			}
+			s.tenant = id
 		}
 		sh := &p.shards[k.a%nShards]
 		slot := sh.alloc()
@@ -244,6 +256,7 @@ func (p *anomalyProcessor) maintain(ctx context.Context) {
 		for k, s := range sh.m {
 			switch {
 			case s.seen < cutoff:
+				p.tenants.release(s.tenant)
 				sh.release(k, s)
 				evicted++
 				if p.client != nil {
@@ -251,7 +264,7 @@ func (p *anomalyProcessor) maintain(ctx context.Context) {
 				}
 			case s.dirty && p.client != nil:
 				s.dirty = false
-				ops = append(ops, storage.SetOperation(storageKey(k), s.appendBinary(make([]byte, 0, seriesHeader+1024))))
+				ops = append(ops, storage.SetOperation(storageKey(k), s.appendBinary(make([]byte, 0, seriesHeader+1024), p.tenants.name(s.tenant))))
 				written = append(written, k)
 			}
 		}
@@ -295,22 +308,46 @@ func (p *anomalyProcessor) shutdown(ctx context.Context) error {
 	return err
 }
 
+// unscoredAttrs are the attribute sets of the unscored counter, by reason.
+var unscoredAttrs = func() (a [nReasons]metric.AddOption) {
+	for r, name := range reasonNames {
+		a[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", name)))
+	}
+	return a
+}()
+
 // batchStats are the telemetry counts of one ConsumeMetrics call.
 type batchStats struct {
-	scored, flagged, unscored, created int64
+	scored, flagged, created int64
+	unscored                 [nReasons]int64 // by reason
 }
 
-// score looks the series up (creating it when allowed) and scores dp's value.
-func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, ts int64, v float64, now int64, st *batchStats) (detector.Result, bool) {
+// Why a point of a new series passes through unscored: the value of the
+// reason attribute of otelcol_processor_anomaly_points_unscored.
+const (
+	reasonMaxSeries          = iota // max_series series are tracked
+	reasonMaxSeriesPerTenant        // the point's tenant has max_series_per_tenant series
+	nReasons
+)
+
+var reasonNames = [nReasons]string{"max_series", "max_series_per_tenant"}
+
+// score looks the series of tenant up (creating it when allowed) and scores dp's value.
+func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, tenant string, ts int64, v float64, now int64, st *batchStats) (detector.Result, bool) {
 	sh := &p.shards[k.a%nShards]
 	sh.mu.Lock()
 	s := sh.m[k]
 	if s == nil {
-		if s = p.newSeries(ctx, sh, k, st); s == nil {
+		if s = p.newSeries(ctx, sh, k, tenant, st); s == nil {
 			sh.mu.Unlock()
-			st.unscored++
 			return detector.Result{}, false
 		}
+	}
+	if s.tenant == noTenant {
+		// A state stored without its tenant: it counts for its tenant from
+		// now on, even beyond the quota (it is no new series).
+		s.tenant, _, _ = p.tenants.acquire(tenant, 0)
+		s.dirty = true
 	}
 	s.seen = now
 	if ts <= s.lastTS {
@@ -333,10 +370,11 @@ func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, ts int64, v f
 	return res, res.Ready
 }
 
-// newSeries creates the state of series k (sh is locked; it may be unlocked
-// and locked again while a state is read from storage). It returns nil when
-// max_series series are tracked.
-func (p *anomalyProcessor) newSeries(ctx context.Context, sh *shard, k seriesKey, st *batchStats) *series {
+// newSeries creates the state of series k of tenant (sh is locked; it may be
+// unlocked and locked again while a state is read from storage). It returns
+// nil, and counts the point unscored, when max_series series are tracked or
+// the tenant has max_series_per_tenant series.
+func (p *anomalyProcessor) newSeries(ctx context.Context, sh *shard, k seriesKey, tenant string, st *batchStats) *series {
 	var stored []byte
 	if p.lazy && p.client != nil {
 		sh.mu.Unlock()
@@ -353,6 +391,17 @@ func (p *anomalyProcessor) newSeries(ctx context.Context, sh *shard, k seriesKey
 	}
 	if p.nSeries.Add(1) > int64(p.cfg.MaxSeries) {
 		p.nSeries.Add(-1)
+		st.unscored[reasonMaxSeries]++
+		return nil
+	}
+	id, ok, first := p.tenants.acquire(tenant, p.cfg.MaxSeriesPerTenant)
+	if !ok {
+		p.nSeries.Add(-1)
+		st.unscored[reasonMaxSeriesPerTenant]++
+		if first {
+			p.logger.Warn("tenant reached max_series_per_tenant: points of its new series pass through unscored until some of its series are evicted",
+				zap.String("tenant", tenant), zap.Int("max_series_per_tenant", p.cfg.MaxSeriesPerTenant))
+		}
 		return nil
 	}
 	st.created++
@@ -360,6 +409,7 @@ func (p *anomalyProcessor) newSeries(ctx context.Context, sh *shard, k seriesKey
 	if stored != nil && s.unmarshalBinary(stored) != nil {
 		*s = series{}
 	}
+	s.tenant = id
 	sh.m[k] = s
 	return s
 }
@@ -371,6 +421,10 @@ func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metric
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
 		rk := hashMap(0, rm.Resource().Attributes(), false)
+		var tenant string // absent: the default tenant
+		if v, ok := rm.Resource().Attributes().Get(otelmap.AttrTenant); ok {
+			tenant = v.AsString()
+		}
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			ms := sms.At(j).Metrics()
@@ -389,7 +443,7 @@ func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metric
 				if pts.Len() == 0 || !p.selected(m.Name()) {
 					continue
 				}
-				p.processPoints(ctx, m, pts, metricKey(rk, m.Name()), now, &extra, &st)
+				p.processPoints(ctx, m, pts, metricKey(rk, m.Name()), tenant, now, &extra, &st)
 			}
 			if extra != (pmetric.MetricSlice{}) && extra.Len() > 0 {
 				extra.MoveAndAppendTo(ms)
@@ -407,8 +461,10 @@ func (p *anomalyProcessor) record(ctx context.Context, st *batchStats) {
 	if st.flagged > 0 {
 		p.tb.ProcessorAnomalyPointsFlagged.Add(ctx, st.flagged)
 	}
-	if st.unscored > 0 {
-		p.tb.ProcessorAnomalyPointsUnscored.Add(ctx, st.unscored)
+	for r, n := range st.unscored {
+		if n > 0 {
+			p.tb.ProcessorAnomalyPointsUnscored.Add(ctx, n, unscoredAttrs[r])
+		}
 	}
 	if st.created > 0 {
 		p.tb.ProcessorAnomalySeries.Add(ctx, st.created)
@@ -416,7 +472,7 @@ func (p *anomalyProcessor) record(ctx context.Context, st *batchStats) {
 }
 
 // processPoints scores the points of metric m and appends the output.
-func (p *anomalyProcessor) processPoints(ctx context.Context, m pmetric.Metric, pts pmetric.NumberDataPointSlice, mk seriesKey, now int64, extra *pmetric.MetricSlice, st *batchStats) {
+func (p *anomalyProcessor) processPoints(ctx context.Context, m pmetric.Metric, pts pmetric.NumberDataPointSlice, mk seriesKey, tenant string, now int64, extra *pmetric.MetricSlice, st *batchStats) {
 	var scores, flags pmetric.NumberDataPointSlice
 	created := false
 	for i := 0; i < pts.Len(); i++ {
@@ -438,7 +494,7 @@ func (p *anomalyProcessor) processPoints(ctx context.Context, m pmetric.Metric, 
 			ts = now
 		}
 		k := pointKey(mk, hashMap(0, dp.Attributes(), true))
-		res, ok := p.score(ctx, k, ts, v, now, st)
+		res, ok := p.score(ctx, k, tenant, ts, v, now, st)
 		if !ok {
 			continue
 		}

@@ -258,6 +258,7 @@ func TestMaxSeries(t *testing.T) {
 		assert.NotEqual(t, "3", s.attrs["k"])
 	}
 	assert.EqualValues(t, 3, tp.counter(t, "points_unscored"))
+	assert.EqualValues(t, 3, tp.counterWith(t, "points_unscored", "reason", "max_series"))
 	assert.EqualValues(t, 2, tp.counter(t, "series"))
 }
 

@@ -77,7 +77,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorAnomalyPointsUnscored, err = builder.meter.Int64Counter(
 		"otelcol_processor_anomaly_points_unscored",
-		metric.WithDescription("Number of selected data points passed through unscored because their series is new and max_series series are already tracked. [Alpha]"),
+		metric.WithDescription("Number of selected data points passed through unscored because their series is new and cannot be tracked; attribute reason: max_series (max_series series are tracked) or max_series_per_tenant (the point's tenant, resource attribute custommetrics.tenant, has max_series_per_tenant series). [Alpha]"),
 		metric.WithUnit("{point}"),
 	)
 	errs = errors.Join(errs, err)

@@ -56,7 +56,7 @@ func AssertEqualProcessorAnomalyPointsScored(t *testing.T, tt *componenttest.Tel
 func AssertEqualProcessorAnomalyPointsUnscored(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_anomaly_points_unscored",
-		Description: "Number of selected data points passed through unscored because their series is new and max_series series are already tracked. [Alpha]",
+		Description: "Number of selected data points passed through unscored because their series is new and cannot be tracked; attribute reason: max_series (max_series series are tracked) or max_series_per_tenant (the point's tenant, resource attribute custommetrics.tenant, has max_series_per_tenant series). [Alpha]",
 		Unit:        "{point}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

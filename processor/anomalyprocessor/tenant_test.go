@@ -1,0 +1,140 @@
+package anomalyprocessor
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/custommetrics/bundle/internal/otelmap"
+)
+
+// The tenant id lives in the padding of series: the memory per series (and
+// the chunk arithmetic of seriesChunk) does not change.
+func TestSeriesSize(t *testing.T) {
+	assert.EqualValues(t, 936, unsafe.Sizeof(series{}))
+	assert.EqualValues(t, 32760, seriesChunk*unsafe.Sizeof(series{}))
+}
+
+// roundOf is one point of each of n series of tenant at minute i.
+func roundOf(tenant string, n, i int) []point {
+	pts := make([]point, n)
+	for j := range pts {
+		pts[j] = point{metric: "m", tenant: tenant, attrs: map[string]any{"k": fmt.Sprint(j)}, ts: t0.Add(time.Duration(i) * time.Minute), v: 1}
+	}
+	return pts
+}
+
+func scoredOf(tp *testProc, tenant string) int {
+	n := 0
+	for _, md := range tp.sink.AllMetrics() {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			rm := md.ResourceMetrics().At(i)
+			var got string
+			if v, ok := rm.Resource().Attributes().Get(otelmap.AttrTenant); ok {
+				got = v.AsString()
+			}
+			if got != tenant {
+				continue
+			}
+			for j := 0; j < rm.ScopeMetrics().Len(); j++ {
+				ms := rm.ScopeMetrics().At(j).Metrics()
+				for l := 0; l < ms.Len(); l++ {
+					if ms.At(l).Name() == "m"+scoreSuffix {
+						n += ms.At(l).Gauge().DataPoints().Len()
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
+// One tenant's series do not exhaust the others': tenant A at its quota gets
+// no new series, tenant B (and the default tenant) still do.
+func TestMaxSeriesPerTenant(t *testing.T) {
+	cfg := defaultCfg()
+	cfg.LearningPeriod = 0
+	cfg.MaxSeries = 100
+	cfg.MaxSeriesPerTenant = 3
+	cfg.SeriesTTL = time.Hour
+	cfg.SnapshotInterval = time.Hour // maintenance is driven by the test
+	tp := newTestProc(t, cfg, nil)
+	clock := t0
+	tp.p.now = func() time.Time { return clock }
+
+	for i := range 2 {
+		tp.consume(t, roundOf("A", 5, i)...)
+		tp.consume(t, roundOf("B", 3, i)...)
+		tp.consume(t, roundOf("", 3, i)...)
+	}
+	assert.Equal(t, 6, scoredOf(tp, "A"), "three of A's five series are scored")
+	assert.Equal(t, 6, scoredOf(tp, "B"), "B keeps getting new series")
+	assert.Equal(t, 6, scoredOf(tp, ""), "so does the default tenant")
+	assert.EqualValues(t, 4, tp.counterWith(t, "points_unscored", "reason", "max_series_per_tenant"))
+	assert.Zero(t, tp.counterWith(t, "points_unscored", "reason", "max_series"))
+	assert.EqualValues(t, 9, tp.counter(t, "series"))
+	assert.Equal(t, 3, tp.p.tenants.count("A"))
+
+	// Once A's series are evicted, A gets new series again.
+	clock = clock.Add(2 * time.Hour)
+	tp.p.maintain(context.Background())
+	assert.Zero(t, tp.p.tenants.count("A"))
+	tp.consume(t, roundOf("A", 5, 200)[3:]...)
+	assert.Equal(t, 8, scoredOf(tp, "A"))
+}
+
+// The tenant of a series is stored with its state: after a restart A is still
+// at its quota. States stored without a tenant (version 1) count for their
+// tenant from their next point on.
+func TestTenantSurvivesRestart(t *testing.T) {
+	st := newMemStorage(true)
+	cfg := defaultCfg()
+	cfg.LearningPeriod = 0
+	cfg.MaxSeriesPerTenant = 2
+	cfg.SnapshotInterval = time.Hour
+	id := memStorageID
+	cfg.Storage = &id
+	first := newTestProc(t, cfg, hostWith(st))
+	first.consume(t, roundOf("A", 2, 0)...)
+	first.p.maintain(context.Background())
+	require.Len(t, st.keys(), 2)
+
+	// A version-1 state of a third series of A (as stored before tenants).
+	var s series
+	s.seen = time.Now().UnixNano()
+	v1 := s.appendBinary(nil, "")
+	v1 = append(append([]byte{seriesMagic, 1}, v1[2:seriesHeader]...), v1[seriesHeader+1:]...) // drop the tenant
+	_, known, err := new(series).unmarshalWithTenant(v1)
+	require.NoError(t, err)
+	require.False(t, known)
+	first.consume(t, roundOf("A", 3, 1)[2:]...) // find the third series' key: refused, so no state
+	assert.EqualValues(t, 1, first.counterWith(t, "points_unscored", "reason", "max_series_per_tenant"))
+	r, a := pcommon.NewMap(), pcommon.NewMap()
+	require.NoError(t, r.FromRaw(map[string]any{"host": "", otelmap.AttrTenant: "A"}))
+	require.NoError(t, a.FromRaw(map[string]any{"k": "2"}))
+	k := pointKey(metricKey(hashMap(0, r, false), "m"), hashMap(0, a, true))
+	st.mu.Lock()
+	st.data[storageKey(k)] = v1
+	st.mu.Unlock()
+	require.NoError(t, first.Shutdown(context.Background()))
+
+	second := newTestProc(t, cfg, hostWith(st))
+	assert.Equal(t, 2, second.p.tenants.count("A"), "the two stored states of A count; the version-1 one not yet")
+	second.consume(t, roundOf("A", 3, 2)...)
+	assert.Equal(t, 3, scoredOf(second, "A"), "A's stored series, the version-1 one included, are scored")
+	assert.Equal(t, 3, second.p.tenants.count("A"), "the version-1 state now counts for A")
+	second.consume(t, point{metric: "m", tenant: "A", attrs: map[string]any{"k": "new"}, ts: t0.Add(3 * time.Minute), v: 1})
+	assert.EqualValues(t, 1, second.counterWith(t, "points_unscored", "reason", "max_series_per_tenant"))
+
+	second.p.maintain(context.Background())
+	tenant, known, err := new(series).unmarshalWithTenant(st.get(storageKey(k)))
+	require.NoError(t, err)
+	assert.True(t, known)
+	assert.Equal(t, "A", tenant, "the state is stored again with its tenant")
+}
