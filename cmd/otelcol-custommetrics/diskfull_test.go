@@ -162,6 +162,25 @@ func TestDiskFullEndToEnd(t *testing.T) {
 	t.Logf("during the full disk: acknowledged %d to total, refused %d", acked, refused)
 	require.Positive(t, refused, "a full disk must refuse values")
 	require.Equal(t, http.StatusServiceUnavailable, grow("last-"), "a new series-window cannot be stored")
+
+	// The definitions store is on the same disk: a large BigFix document
+	// cannot be stored, and the refusal leaves no trace.
+	doc := `{"note":"` + strings.Repeat("x", 200<<10) + `","runs":1}`
+	bf := "http://" + addr + "/api/deploymentmetrics/big"
+	postRaw := func(url, body string) (int, http.Header) {
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	status, header := postRaw(bf, doc)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	assert.NotEmpty(t, header.Get("Retry-After"))
+	resp, err := http.Get(bf)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "a refused document is not stored")
 	// (component status reaches health_check asynchronously, and a
 	// recoverable error counts once recovery_duration has passed)
 	assert.Eventually(t, func() bool { return !healthy() }, 5*time.Second, 10*time.Millisecond, "health_check must show the storage failure")
@@ -173,6 +192,8 @@ func TestDiskFullEndToEnd(t *testing.T) {
 	for i := range 20 {
 		require.Equal(t, http.StatusNoContent, send(fmt.Sprintf("more-%d-", i)))
 	}
+	status, _ = postRaw(bf, doc)
+	require.Equal(t, http.StatusOK, status, "the definitions store resumes by itself")
 
 	// Every acknowledged value is counted, no refused one, after a restart
 	// too (from storage alone).

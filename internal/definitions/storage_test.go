@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
-	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 )
@@ -34,7 +33,7 @@ func fileStorage(tb testing.TB, dir string) (client storage.Client, closeFn func
 	closeFn = func() {
 		once.Do(func() {
 			require.NoError(tb, client.Close(ctx))
-			require.NoError(tb, ext.(extension.Extension).Shutdown(ctx))
+			require.NoError(tb, ext.Shutdown(ctx))
 		})
 	}
 	tb.Cleanup(closeFn)

@@ -345,6 +345,5 @@ func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument 
 }
 
 func (a *bigFixAPI) internalError(w http.ResponseWriter, err error) {
-	a.r.settings.Logger.Error("BigFix API request failed", zap.Error(err))
-	writeBigFixError(w, http.StatusInternalServerError, "Internal Server Error")
+	storeFailure(w, a.r.settings.Logger, apiBigFix, err, writeBigFixError, "Internal Server Error")
 }

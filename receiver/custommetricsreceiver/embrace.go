@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/wire/embrace"
 )
@@ -215,6 +213,5 @@ func (a *embraceAPI) delete(w http.ResponseWriter, r *http.Request, tenant, app,
 }
 
 func (a *embraceAPI) internalError(w http.ResponseWriter, err error) {
-	a.r.settings.Logger.Error("Embrace API request failed", zap.Error(err))
-	writeEmbraceError(w, http.StatusInternalServerError, embrace.MsgInternal)
+	storeFailure(w, a.r.settings.Logger, apiEmbrace, err, writeEmbraceError, embrace.MsgInternal)
 }

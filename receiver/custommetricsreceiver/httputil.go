@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/definitions"
 )
 
 // errorWriter writes an error in one API's own shape.
@@ -73,4 +76,23 @@ const retryAfterSeconds = "1"
 // equalSecret compares in constant time.
 func equalSecret(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// storeFailure answers a failure of the definitions store in an API's own
+// shape: 503 with Retry-After when the store's storage failed (nothing was
+// changed; retry), 429 when the tenant is at max_definitions_per_tenant, and
+// 500 with the API's own internal-error message otherwise. The cause, which
+// may name files, goes to the log only.
+func storeFailure(w http.ResponseWriter, logger *zap.Logger, api string, err error, onError errorWriter, internalMsg string) {
+	switch {
+	case errors.Is(err, definitions.ErrUnavailable):
+		logger.Warn("Definitions store unavailable; answering 503", zap.String("api", api), zap.Error(errors.Unwrap(err)))
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		onError(w, http.StatusServiceUnavailable, "The collector's definitions store is temporarily unavailable; retry later")
+	case errors.Is(err, definitions.ErrQuota):
+		onError(w, http.StatusTooManyRequests, "The tenant holds as many definitions as max_definitions_per_tenant allows; delete some first")
+	default:
+		logger.Error("API request failed", zap.String("api", api), zap.Error(err))
+		onError(w, http.StatusInternalServerError, internalMsg)
+	}
 }

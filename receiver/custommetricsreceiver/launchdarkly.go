@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/jsonpatch"
 	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
@@ -472,8 +470,7 @@ func (a *launchDarklyAPI) checkFields(f ld.Fields) *limitError {
 }
 
 func (a *launchDarklyAPI) internalError(w http.ResponseWriter, err error) {
-	a.r.settings.Logger.Error("LaunchDarkly API request failed", zap.Error(err))
-	writeLDError(w, http.StatusInternalServerError, "An internal error occurred")
+	storeFailure(w, a.r.settings.Logger, apiLaunchDarkly, err, writeLDError, "An internal error occurred")
 }
 
 // newObjectID returns 24 random hex digits, the shape of LaunchDarkly's _id and _versionId.

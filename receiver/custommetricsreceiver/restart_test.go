@@ -1,6 +1,7 @@
 package custommetricsreceiver
 
 import (
+	"io"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -167,4 +168,45 @@ func TestReturnValueIsTheAggregateProcessorsWindow(t *testing.T) {
 	assert.JSONEq(t, `{"value":5,"date":"2018-01-18T18:30:00Z"}`, string(resp.body))
 	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"4","date":"2018-01-19T18:30:00Z"}`)
 	assert.JSONEq(t, `{"value":4,"date":"2018-01-19T18:30:00Z"}`, string(resp.body))
+}
+
+// TestDefinitionsQuotaAnswers429: at the definitions extension's
+// max_definitions_per_tenant, creates are refused with 429 in each API's
+// shape and nothing is created; replacing a BigFix document still works.
+func TestDefinitionsQuotaAnswers429(t *testing.T) {
+	t.Setenv("DATA_DIR", t.TempDir())
+	addr := collectortest.FreeAddr(t)
+	t.Setenv("RECEIVER_ADDR", addr)
+	cfg := strings.Replace(restartConfig, "  definitions:\n    storage: file_storage\n", "  definitions:\n    storage: file_storage\n    max_definitions_per_tenant: 2\n", 1)
+	collectortest.Start(t, restartFactories, cfg)
+	base := "http://" + addr
+	do := func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("master", "mpw")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	for i := range 2 {
+		status, body := do(http.MethodPost, "/api/v2/customMetrics", `{"name":"m`+strconv.Itoa(i)+`","dataType":"Sum","interval":"Daily"}`)
+		require.Equal(t, http.StatusCreated, status, body)
+	}
+	status, body := do(http.MethodPost, "/api/v2/customMetrics", `{"name":"m2","dataType":"Sum","interval":"Daily"}`)
+	assert.Equal(t, http.StatusTooManyRequests, status)
+	assert.Contains(t, body, `"status":"Failure"`)
+	assert.Contains(t, body, "max_definitions_per_tenant")
+	status, body = do(http.MethodPost, "/api/deploymentmetrics/tag", `{"a":1}`)
+	assert.Equal(t, http.StatusTooManyRequests, status, body)
+	status, body = do(http.MethodGet, "/api/v2/customMetrics", "")
+	require.Equal(t, http.StatusOK, status)
+	assert.Contains(t, body, `"resultCount":2`)
+	status, _ = do(http.MethodDelete, "/api/v2/customMetrics/m0", "")
+	require.Equal(t, http.StatusOK, status)
+	status, body = do(http.MethodPost, "/api/deploymentmetrics/tag", `{"a":1}`)
+	assert.Equal(t, http.StatusOK, status, body)
 }

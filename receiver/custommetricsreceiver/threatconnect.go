@@ -309,8 +309,7 @@ func tcDefinition(m tc.MetricConfig) otelmap.Definition {
 }
 
 func (a *threatConnectAPI) internalError(w http.ResponseWriter, err error) {
-	a.r.settings.Logger.Error("ThreatConnect API request failed", zap.Error(err))
-	writeTCError(w, http.StatusInternalServerError, tc.MsgUnknownError)
+	storeFailure(w, a.r.settings.Logger, apiThreatConnect, err, writeTCError, tc.MsgUnknownError)
 }
 
 func parseBoolParam(r *http.Request, name string) (bool, error) {
