@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,4 +163,36 @@ func TestEdgesOfInputEndToEnd(t *testing.T) {
 		return len(got) == len(want) && bigValue == 1e308+1
 	}, 20*time.Second, 100*time.Millisecond, "windows: %v, big: %v", got, bigValue)
 	assert.Equal(t, want, got)
+}
+
+// TestDefaultConfigShowsOpenWindows: with the shipped configuration (its
+// addresses moved to free ports, its data/ under a scratch working
+// directory), a ThreatConnect value posted for today is in the SQLite
+// windows table within 15 s, as the running figure of its open window.
+func TestDefaultConfigShowsOpenWindows(t *testing.T) {
+	raw, err := os.ReadFile("config.yaml")
+	require.NoError(t, err)
+	addr, health := collectortest.FreeAddr(t), collectortest.FreeAddr(t)
+	_, telemetry, _ := strings.Cut(collectortest.FreeAddr(t), ":")
+	cfg := strings.NewReplacer("127.0.0.1:8181", addr, "127.0.0.1:13133", health, "port: 8888", "port: "+telemetry).Replace(string(raw))
+	require.NotEqual(t, string(raw), cfg)
+	t.Chdir(t.TempDir())
+	collectortest.Start(t, components, cfg)
+
+	base := "http://" + addr + "/api/v2/customMetrics"
+	require.Equal(t, http.StatusCreated, post(t, base, `{"name":"today","dataType":"Sum","interval":"Daily"}`).status)
+	posted := time.Now()
+	require.Equal(t, http.StatusNoContent, post(t, base+"/today/data", `{"value":42}`).status)
+
+	db, err := sql.Open("sqlite", "data/custommetrics.db?mode=ro")
+	require.NoError(t, err)
+	defer db.Close()
+	var value float64
+	var status string
+	require.Eventually(t, func() bool {
+		return db.QueryRow(`SELECT value, status FROM windows WHERE metric = 'today'`).Scan(&value, &status) == nil
+	}, 15*time.Second, 100*time.Millisecond)
+	t.Logf("in the windows table %v after the post", time.Since(posted).Round(time.Millisecond))
+	assert.Equal(t, 42.0, value)
+	assert.Equal(t, "running", status)
 }

@@ -29,6 +29,7 @@ func TestPostgres(t *testing.T) {
 		"PermanentErrors":     postgresPermanentErrors,
 		"READMEQueries":       scenarioREADMEQueries,
 		"EdgeDates":           scenarioEdgeDates,
+		"WindowStatus":        scenarioWindowStatus,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -41,7 +41,7 @@ func scenarioREADMEQueries(t *testing.T, s store) {
 		for _, key := range []string{"acme", "zeta"} {
 			dps = append(dps, dp{metric: "orders", attrs: map[string]any{"custommetrics.key": key},
 				start: ns(t0.Add(time.Duration(h) * time.Hour)), end: ns(t0.Add(time.Duration(h+1) * time.Hour)),
-				value: float64(h + 1), aggregation: "sum", interval: "hour"})
+				value: float64(h + 1), aggregation: "sum", interval: "hour", window: []string{"closed", "restatement", "running"}[h]})
 		}
 	}
 	for m := range 3 {

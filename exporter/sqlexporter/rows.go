@@ -36,6 +36,7 @@ type windowRow struct {
 	value       float64
 	aggregation string // "" when the metric does not say (stored as NULL)
 	interval    string // "" when the metric does not say (stored as NULL)
+	status      string // running, closed, restatement (custommetrics.window); "" = NULL
 	metricType  string
 	unit        string
 }
@@ -116,7 +117,11 @@ func buildBatch(md pmetric.Metrics) *batch {
 				agg, interval := metricDefinition(m.Metadata())
 				// The aggregate processor's figures are windows even when they
 				// start at 0 (1970-01-01).
-				_, window := m.Metadata().Get(otelmap.MetaWindow)
+				kind, window := m.Metadata().Get(otelmap.MetaWindow)
+				status := ""
+				if window {
+					status = windowStatus(kind.Str())
+				}
 				for p := 0; p < dps.Len(); p++ {
 					dp := dps.At(p)
 					value, ok := numberValue(dp)
@@ -139,7 +144,7 @@ func buildBatch(md pmetric.Metrics) *batch {
 						row := windowRow{
 							seriesID: id, metric: name, attrs: attrs, annotations: annotations, resAttrs: resAttrs,
 							start: start, end: ts, value: value,
-							aggregation: agg, interval: interval, metricType: metricType, unit: unit,
+							aggregation: agg, interval: interval, metricType: metricType, unit: unit, status: status,
 						}
 						key := windowKey{id, row.start, row.end}
 						if n, dup := windowIdx[key]; dup {
@@ -404,4 +409,13 @@ func appendString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// windowStatus reads custommetrics.window: one of the three kinds, else "".
+func windowStatus(s string) string {
+	switch s {
+	case otelmap.WindowRunning, otelmap.WindowClosed, otelmap.WindowRestatement:
+		return s
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package sqlexporter
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -353,4 +354,32 @@ func scenarioEdgeDates(t *testing.T, s store) {
 	assert.Equal(t, -day/2, pts[0].Time)
 	metadatatest.AssertEqualExporterSQLWindowsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 5}}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualExporterSQLPointsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
+}
+
+// scenarioWindowStatus: the running figure, the closing figure and a
+// restatement of one window upsert one row whose status follows them; a
+// closing figure equal to the running one still marks the row closed.
+func scenarioWindowStatus(t *testing.T, s store) {
+	e := s.newExporter(t)
+	w := func(value float64, status string) dp {
+		return dp{metric: "orders", start: ns(t0), end: ns(t0.Add(time.Hour)), value: value, aggregation: "sum", interval: "hour", window: status}
+	}
+	read := func() (float64, string, int64) {
+		rows := s.windows(t)
+		require.Len(t, rows, 1)
+		var status sql.NullString
+		require.NoError(t, s.db.QueryRow(`SELECT status FROM windows`).Scan(&status))
+		return rows[0].Value, status.String, rows[0].Revision
+	}
+	for _, step := range []struct {
+		value    float64
+		status   string
+		revision int64
+	}{{2, "running", 1}, {3, "running", 2}, {3, "closed", 3}, {3, "closed", 3}, {5, "restatement", 4}} {
+		require.NoError(t, e.push(context.Background(), metricsOf(resA, w(step.value, step.status))))
+		v, st, rev := read()
+		assert.Equal(t, step.value, v)
+		assert.Equal(t, step.status, st)
+		assert.Equal(t, step.revision, rev, "%+v", step)
+	}
 }

@@ -101,6 +101,12 @@ var migrations = []migration{
 			`CREATE INDEX points_metric_time ON points (metric, time_unix_nano)`,
 		}
 	}},
+	{version: 2, name: "windows status", stmts: func(d dialect) []string {
+		// running, closed or restatement (the aggregate processor's
+		// custommetrics.window); NULL for rows from other senders and from
+		// before this version.
+		return []string{`ALTER TABLE windows ADD COLUMN status TEXT`}
+	}},
 }
 
 // schemaVersion is the version this exporter writes.
@@ -186,7 +192,7 @@ var (
 	windowColumns = []string{
 		"series_id", "metric", "attributes", "annotations", "resource_attributes",
 		"window_start_unix_nano", "window_end_unix_nano", "value",
-		"aggregation", "interval", "metric_type", "unit", "revision", "updated_at_unix_nano",
+		"aggregation", "interval", "metric_type", "unit", "revision", "updated_at_unix_nano", "status",
 	}
 	pointColumns = []string{
 		"series_id", "metric", "attributes", "annotations", "resource_attributes",
@@ -210,6 +216,7 @@ func windowsUpsert(d dialect, n int) string {
   annotations = excluded.annotations,
   aggregation = COALESCE(excluded.aggregation, windows.aggregation),
   interval = COALESCE(excluded.interval, windows.interval),
+  status = COALESCE(excluded.status, windows.status),
   metric_type = excluded.metric_type,
   unit = excluded.unit,
   revision = windows.revision + 1,
@@ -218,6 +225,7 @@ WHERE windows.value IS DISTINCT FROM excluded.value
   OR windows.annotations IS DISTINCT FROM excluded.annotations
   OR windows.aggregation IS DISTINCT FROM COALESCE(excluded.aggregation, windows.aggregation)
   OR windows.interval IS DISTINCT FROM COALESCE(excluded.interval, windows.interval)
+  OR windows.status IS DISTINCT FROM COALESCE(excluded.status, windows.status)
   OR windows.metric_type IS DISTINCT FROM excluded.metric_type
   OR windows.unit IS DISTINCT FROM excluded.unit`)
 	return sb.String()

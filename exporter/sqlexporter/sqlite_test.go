@@ -24,6 +24,36 @@ func TestSQLiteDuplicateBatch(t *testing.T)   { scenarioDuplicateBatch(t, newSQL
 func TestSQLiteRestatement(t *testing.T)      { scenarioRestatement(t, newSQLiteStore(t)) }
 func TestSQLiteConcurrentPushes(t *testing.T) { scenarioConcurrentWriters(t, newSQLiteStore(t)) }
 func TestSQLiteEdgeDates(t *testing.T)        { scenarioEdgeDates(t, newSQLiteStore(t)) }
+func TestSQLiteWindowStatus(t *testing.T)     { scenarioWindowStatus(t, newSQLiteStore(t)) }
+
+// TestSQLiteMigrationFromVersion1: a database written by the previous
+// exporter gains the status column; its rows keep their figures with a NULL
+// status until their next write.
+func TestSQLiteMigrationFromVersion1(t *testing.T) {
+	s := newSQLiteStore(t)
+	tx, err := s.db.Begin()
+	require.NoError(t, err)
+	_, err = tx.Exec(`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at_unix_nano INTEGER NOT NULL) STRICT`)
+	require.NoError(t, err)
+	for _, stmt := range migrations[0].stmts(sqliteDialect) {
+		_, err = tx.Exec(stmt)
+		require.NoError(t, err)
+	}
+	_, err = tx.Exec(`INSERT INTO schema_migrations VALUES (1, 'windows and points', 0)`)
+	require.NoError(t, err)
+	_, err = tx.Exec(`INSERT INTO windows VALUES ('s', 'orders', '{}', '{}', '{}', 0, 3600000000000, 7, 'sum', 'hour', 'sum', '', 1, 0)`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+
+	e := s.newExporter(t)
+	checkSchema(t, s)
+	var status sql.NullString
+	var value float64
+	require.NoError(t, s.db.QueryRow(`SELECT value, status FROM windows WHERE series_id = 's'`).Scan(&value, &status))
+	assert.Equal(t, 7.0, value)
+	assert.False(t, status.Valid)
+	_ = e
+}
 
 // TestSQLiteDefaultPath starts the default configuration in an empty working
 // directory: the file is data/custommetrics.db, its directory is created,

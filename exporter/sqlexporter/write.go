@@ -45,7 +45,7 @@ func (e *sqlExporter) writeSQLite(ctx context.Context, tx *sql.Tx, b *batch, now
 		func(args []any, i int) []any {
 			w := &b.windows[i]
 			return append(args, w.seriesID, w.metric, w.attrs, w.annotations, w.resAttrs, w.start, w.end, w.value,
-				nullIfEmpty(w.aggregation), nullIfEmpty(w.interval), w.metricType, w.unit, 1, now)
+				nullIfEmpty(w.aggregation), nullIfEmpty(w.interval), w.metricType, w.unit, 1, now, nullIfEmpty(w.status))
 		})
 	if err != nil {
 		return 0, 0, err
@@ -102,9 +102,9 @@ func execChunked(ctx context.Context, tx *sql.Tx, n, cols int, stmt func(rows in
 // them back into rows, so the server prepares one statement once.
 var (
 	postgresWindowsUpsert = `INSERT INTO windows (` + strings.Join(windowColumns, ", ") + `)
-SELECT s, m, a::jsonb, n::jsonb, r::jsonb, ws, we, v, NULLIF(ag, ''), NULLIF(iv, ''), mt, u, 1, $13::bigint
+SELECT s, m, a::jsonb, n::jsonb, r::jsonb, ws, we, v, NULLIF(ag, ''), NULLIF(iv, ''), mt, u, 1, $13::bigint, NULLIF(st, '')
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::float8[],
-            $9::text[], $10::text[], $11::text[], $12::text[]) AS t(s, m, a, n, r, ws, we, v, ag, iv, mt, u)` +
+            $9::text[], $10::text[], $11::text[], $12::text[], $14::text[]) AS t(s, m, a, n, r, ws, we, v, ag, iv, mt, u, st)` +
 		upsertTail(windowsUpsert(postgresDialect, 1))
 	postgresPointsUpsert = `INSERT INTO points (` + strings.Join(pointColumns, ", ") + `)
 SELECT s, m, a::jsonb, n::jsonb, r::jsonb, ts, v, mt, u, $10::bigint
@@ -122,18 +122,18 @@ func upsertTail(stmt string) string {
 func writePostgres(ctx context.Context, tx *sql.Tx, b *batch, now int64) (windows, points int64, err error) {
 	if n := len(b.windows); n > 0 {
 		var (
-			ids, metrics, attrs, anns, res, aggs, ivs, types, units = make([]string, n), make([]string, n), make([]string, n),
-				make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			ids, metrics, attrs, anns, res, aggs, ivs, types, units, statuses = make([]string, n), make([]string, n), make([]string, n),
+				make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 			starts, ends = make([]int64, n), make([]int64, n)
 			values       = make([]float64, n)
 		)
 		for i, w := range b.windows {
 			ids[i], metrics[i], attrs[i], anns[i], res[i] = w.seriesID, w.metric, w.attrs, w.annotations, w.resAttrs
 			starts[i], ends[i], values[i] = w.start, w.end, w.value
-			aggs[i], ivs[i], types[i], units[i] = w.aggregation, w.interval, w.metricType, w.unit
+			aggs[i], ivs[i], types[i], units[i], statuses[i] = w.aggregation, w.interval, w.metricType, w.unit, w.status
 		}
 		r, err := tx.ExecContext(ctx, postgresWindowsUpsert,
-			ids, metrics, attrs, anns, res, starts, ends, values, aggs, ivs, types, units, now)
+			ids, metrics, attrs, anns, res, starts, ends, values, aggs, ivs, types, units, now, statuses)
 		if err != nil {
 			return 0, 0, err
 		}

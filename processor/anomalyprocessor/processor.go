@@ -440,7 +440,7 @@ func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metric
 				default:
 					continue
 				}
-				if pts.Len() == 0 || !p.selected(m.Name()) {
+				if pts.Len() == 0 || !p.selected(m.Name()) || isRunningFigure(m) {
 					continue
 				}
 				p.processPoints(ctx, m, pts, metricKey(rk, m.Name()), tenant, now, &extra, &st)
@@ -452,6 +452,15 @@ func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metric
 	}
 	p.record(ctx, &st)
 	return md, nil
+}
+
+// isRunningFigure reports whether m holds the aggregate processor's running
+// figures of open windows: partial values that its closing figure (same
+// timestamp) supersedes. They pass through unscored, so that each window is
+// scored once, on its final figure.
+func isRunningFigure(m pmetric.Metric) bool {
+	v, ok := m.Metadata().Get(otelmap.MetaWindow)
+	return ok && v.Str() == otelmap.WindowRunning
 }
 
 func (p *anomalyProcessor) record(ctx context.Context, st *batchStats) {
@@ -489,8 +498,8 @@ func (p *anomalyProcessor) processPoints(ctx context.Context, m pmetric.Metric, 
 		default:
 			continue
 		}
-		ts := int64(dp.Timestamp())
-		if ts <= 0 {
+		ts := int64(dp.Timestamp()) // int64: before 1970 negative (two's complement)
+		if ts == 0 {
 			ts = now
 		}
 		k := pointKey(mk, hashMap(0, dp.Attributes(), true))

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
 )
@@ -137,4 +138,32 @@ func TestTenantSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, known)
 	assert.Equal(t, "A", tenant, "the state is stored again with its tenant")
+}
+
+// TestRunningFiguresAreNotScored: the aggregate processor's running figures
+// of an open window pass through unscored; its closing figure (same
+// timestamp) is the one value of the window the detector sees.
+func TestRunningFiguresAreNotScored(t *testing.T) {
+	tp := newTestProc(t, createDefaultConfig().(*Config), nil)
+	withKind := func(kind string, v float64) pmetric.Metrics {
+		md := batch(point{metric: "m", ts: t0, v: v})
+		md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Metadata().PutStr(otelmap.MetaWindow, kind)
+		return md
+	}
+	require.NoError(t, tp.ConsumeMetrics(context.Background(), withKind(otelmap.WindowRunning, 1)))
+	require.NoError(t, tp.ConsumeMetrics(context.Background(), withKind(otelmap.WindowRunning, 2)))
+	assert.Equal(t, 0, seriesCount(tp.p), "no series learned from running figures")
+	require.NoError(t, tp.ConsumeMetrics(context.Background(), withKind(otelmap.WindowClosed, 3)))
+	assert.Equal(t, 1, seriesCount(tp.p), "the closing figure is learned")
+	assert.Len(t, tp.points("m"), 3, "every figure passes on")
+}
+
+func seriesCount(p *anomalyProcessor) int {
+	n := 0
+	for i := range p.shards {
+		p.shards[i].mu.Lock()
+		n += len(p.shards[i].m)
+		p.shards[i].mu.Unlock()
+	}
+	return n
 }
