@@ -11,7 +11,7 @@ BENCH     ?= .
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 
-.PHONY: all run build test test-race fuzz-smoke lint generate check-generated bench testbed testbed-short clean
+.PHONY: build-example all run build test test-race fuzz-smoke lint generate check-generated bench testbed testbed-short clean
 
 all: lint test
 
@@ -59,6 +59,11 @@ generate:
 check-generated: generate
 	@git diff --exit-code -- . ':(exclude)go.sum' || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain --untracked-files=all -- receiver processor exporter cmd)" || { git status --porcelain -- receiver processor exporter cmd; echo "generate produced untracked files"; exit 1; }
+
+## build-example: build examples/own-distribution with ocb, as the README's recipe says, and validate its config
+build-example:
+	cd examples/own-distribution && $(TOOL) builder --config manifest.yaml
+	cd examples/own-distribution && ./_build/otelcol-mine validate --config config.yaml
 
 ## bench: run the benchmarks (compare two runs with `$(TOOL) benchstat old.txt new.txt`)
 bench:

@@ -420,14 +420,17 @@ func TestBigFixRoundTrip(t *testing.T) {
 	assert.Equal(t, "ci", doc.Tag)
 	// BigFix keeps a non-array body as the only member of the metrics collection.
 	assert.Equal(t, []map[string]any{{"duration": 12.5, "tests_failed": map[string]any{"unit": 2.0, "e2e": 1.0}}}, doc.Metrics)
-	assert.Equal(t, []string{"12.5", "12.5"}, values(sinkPoints(p.sink, "ci.duration")))
-	assert.Equal(t, []string{"2"}, values(sinkPoints(p.sink, "ci.tests_failed.unit")))
+	// The peer keys BigFix values by collection member: "0 <value> <date>".
+	assert.Equal(t, []string{"12.5", "12.5"}, values(sinkPoints(p.sink, "ci.duration"), 1))
+	assert.Equal(t, []string{"2"}, values(sinkPoints(p.sink, "ci.tests_failed.unit"), 1))
 }
 
-func values(points []string) []string {
+// values returns field i (0: the value of an unkeyed point, 1 of a keyed
+// one) of each sinkPoints entry, sorted.
+func values(points []string, i int) []string {
 	var out []string
 	for _, p := range points {
-		out = append(out, strings.Fields(p)[0])
+		out = append(out, strings.Fields(p)[i])
 	}
 	sort.Strings(out)
 	return out

@@ -205,7 +205,7 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	batch := otelmap.NewBatch(apiBigFix, tenant, a.r.settings.BuildInfo.Version)
 	ts := pcommon.NewTimestampFromTime(now)
 	for _, leaf := range leaves {
-		batch.Add(leaf.name, "", otelmap.Definition{}, otelmap.Value{Value: leaf.value, Time: ts})
+		batch.Add(leaf.name, "", bigFixDefinition, otelmap.Value{Key: strconv.Itoa(leaf.member), Value: leaf.value, Time: ts})
 	}
 	if md, n := batch.Metrics(); n > 0 {
 		if err := a.r.consume(r.Context(), apiBigFix, md, n); err != nil {
@@ -266,14 +266,21 @@ func bigFixMetrics(body []byte) (json.RawMessage, error) {
 }
 
 type leaf struct {
-	name  string
-	value float64
+	name   string
+	member int // index of the collection member the value is in
+	value  float64
 }
 
+// bigFixDefinition: a BigFix value is keyed by its collection member, so
+// that a metric's name does not change when a tag gains members.
+var bigFixDefinition = otelmap.Definition{Keyed: true}
+
 // numericLeaves lists every numeric leaf (numbers and numeric strings) of the
-// metrics collection as a metric named "<tag>.<path>", where the path joins
-// object keys and array indexes with dots; the collection's own index is left
-// out when it has a single member.
+// metrics collection as metric "<tag>.<path>", where the path joins object
+// keys and array indexes within the member with dots, keyed by the member's
+// index in the collection (custommetrics.key "0", "1", ...). A name is the
+// same whether the collection has one member or many: a dashboard of
+// "<tag>.<path>" keeps working when a second deployment appears.
 // A JSON number beyond ±1.8e308 is an error; a string that is not a number
 // in JSON's grammar (internal/wire/number) is text, not a metric.
 func numericLeaves(metrics json.RawMessage, tag string) ([]leaf, error) {
@@ -285,8 +292,8 @@ func numericLeaves(metrics json.RawMessage, tag string) ([]leaf, error) {
 	}
 	var out []leaf
 	var bad error
-	var walk func(prefix string, v any)
-	walk = func(prefix string, v any) {
+	var walk func(member int, prefix string, v any)
+	walk = func(member int, prefix string, v any) {
 		switch x := v.(type) {
 		case map[string]any:
 			keys := make([]string, 0, len(x))
@@ -295,11 +302,11 @@ func numericLeaves(metrics json.RawMessage, tag string) ([]leaf, error) {
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
-				walk(prefix+"."+k, x[k])
+				walk(member, prefix+"."+k, x[k])
 			}
 		case []any:
 			for i, e := range x {
-				walk(prefix+"."+strconv.Itoa(i), e)
+				walk(member, prefix+"."+strconv.Itoa(i), e)
 			}
 		case json.Number:
 			f, err := number.Parse(x.String())
@@ -307,17 +314,15 @@ func numericLeaves(metrics json.RawMessage, tag string) ([]leaf, error) {
 				bad = fmt.Errorf("%s: %w", prefix, err)
 				return
 			}
-			out = append(out, leaf{prefix, f})
+			out = append(out, leaf{prefix, member, f})
 		case string:
 			if f, err := number.Parse(x); err == nil {
-				out = append(out, leaf{prefix, f})
+				out = append(out, leaf{prefix, member, f})
 			}
 		}
 	}
-	if len(root) == 1 {
-		walk(tag, root[0])
-	} else {
-		walk(tag, root)
+	for i, m := range root {
+		walk(i, tag, m)
 	}
 	return out, bad
 }

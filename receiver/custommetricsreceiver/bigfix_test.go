@@ -68,6 +68,26 @@ func TestBigFixDocumentExamples(t *testing.T) {
 	assert.Equal(t, map[string]float64{"custom.bla": 4, "custom.nested.x.0": 1, "custom.nested.x.2": 3.5}, names)
 }
 
+// TestBigFixNamesAreStable: a tag's metric names do not change when it gains
+// members (a dashboard of "dup.bla" keeps working); the member index is the
+// series key (custommetrics.key).
+func TestBigFixNamesAreStable(t *testing.T) {
+	ts := startReceiver(t, bigFixConfig, nil)
+	master := []string{"Authorization", basic("master", "mpw")}
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/dup", `{"bla": 1}`, master...).status)
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/dup", `[{"bla": 2}, {"bla": 3}]`, master...).status)
+	type named struct {
+		name, key string
+		v         float64
+	}
+	var got []named
+	for _, p := range ts.points() {
+		k, _ := p.dp.Attributes().Get(otelmap.AttrKey)
+		got = append(got, named{p.metric.Name(), k.AsString(), p.dp.DoubleValue()})
+	}
+	assert.Equal(t, []named{{"dup.bla", "0", 1}, {"dup.bla", "0", 2}, {"dup.bla", "1", 3}}, got)
+}
+
 func TestBigFixPlatform(t *testing.T) {
 	ts := startReceiver(t, bigFixConfig, nil)
 	master := []string{"Authorization", basic("master", "mpw")}

@@ -182,7 +182,8 @@ func SleuthMetric(prefix string, id int) string { return prefix + "sleuth_" + st
 // BigFix returns a target posting deployment-metrics documents (POST
 // /api/deploymentmetrics/{tag}) with one numeric leaf, "deployments". BigFix
 // values carry their arrival time, so they are accounted as raw points
-// (PointsWindow): the collector must pass them through unaggregated.
+// (PointsWindow): the collector must pass them through unaggregated. The
+// body's single member is key "0" (the receiver keys values by member).
 func BigFix(s Spread) Target {
 	s = s.norm()
 	p := &Pool{TargetName: "bigfix", PerRequest: 1}
@@ -192,7 +193,7 @@ func BigFix(s Spread) Target {
 		p.Reqs = append(p.Reqs, &Request{
 			Method: http.MethodPost, Path: "/api/deploymentmetrics/" + tag,
 			ContentType: "application/json", Body: mustJSON(map[string]any{"deployments": v}),
-			Points: []Point{{Metric: tag + ".deployments", Window: PointsWindow, Value: v}},
+			Points: []Point{{Metric: tag + ".deployments", Key: "0", Window: PointsWindow, Value: v}},
 		})
 	}
 	return p
