@@ -196,7 +196,7 @@ func (e *sqlExporter) push(ctx context.Context, md pmetric.Metrics) error {
 			ce.Write(fields...)
 		}
 	}
-	if len(b.windows) == 0 && len(b.points) == 0 {
+	if len(b.windows) == 0 && len(b.points) == 0 && len(b.cumulatives) == 0 && len(b.histograms) == 0 {
 		return nil
 	}
 	if e.db == nil {

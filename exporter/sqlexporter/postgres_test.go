@@ -30,6 +30,7 @@ func TestPostgres(t *testing.T) {
 		"READMEQueries":       scenarioREADMEQueries,
 		"EdgeDates":           scenarioEdgeDates,
 		"WindowStatus":        scenarioWindowStatus,
+		"Distributions":       scenarioCumulativesAndHistograms,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -2,6 +2,7 @@ package sqlexporter
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"regexp"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 var fence = regexp.MustCompile("(?ms)^ *```(sql|yaml)\n(.*?)^ *```")
@@ -50,7 +53,28 @@ func scenarioREADMEQueries(t *testing.T, s store) {
 			dp{metric: "temperature", attrs: map[string]any{"room": "a"}, end: ts, value: 20 + float64(m)},
 			dp{metric: "temperature.anomaly.score", attrs: map[string]any{"room": "a"}, end: ts, value: 0.1 * float64(m)})
 	}
-	require.NoError(t, e.push(context.Background(), metricsOf(resA, dps...)))
+	md := metricsOf(resA, dps...)
+	h := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	h.SetName("latency")
+	hist := h.SetEmptyHistogram()
+	hist.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	for i, counts := range [][]uint64{{5, 3, 1, 1}, {1, 0, 0, 9}} {
+		hp := hist.DataPoints().AppendEmpty()
+		hp.SetStartTimestamp(pcommon.Timestamp(ns(t0.Add(time.Duration(i) * time.Minute))))
+		hp.SetTimestamp(pcommon.Timestamp(ns(t0.Add(time.Duration(i+1) * time.Minute))))
+		hp.ExplicitBounds().FromRaw([]float64{10, 100, 1000})
+		hp.BucketCounts().FromRaw(counts)
+		hp.SetCount(10)
+	}
+	c := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	c.SetName("requests")
+	cs := c.SetEmptySum()
+	cs.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	cp := cs.DataPoints().AppendEmpty()
+	cp.SetStartTimestamp(pcommon.Timestamp(ns(t0)))
+	cp.SetTimestamp(pcommon.Timestamp(ns(t0.Add(time.Minute))))
+	cp.SetIntValue(42)
+	require.NoError(t, e.push(context.Background(), md))
 
 	want := "sqlite"
 	if s.driver == DriverPostgres {
@@ -81,6 +105,26 @@ func scenarioREADMEQueries(t *testing.T, s store) {
 			}
 			require.NoError(t, rows.Err())
 			assert.Positive(t, n, "no rows from\n%s", q)
+			if strings.Contains(first, "90th percentile") {
+				// counts [5,3,1,1] of 10: the 9th value is in (100, 1000];
+				// [1,0,0,9]: above the last bound (NULL).
+				var p90 []any
+				rows, err := s.db.Query(q)
+				require.NoError(t, err)
+				for rows.Next() {
+					var id string
+					var start int64
+					var v sql.NullFloat64
+					require.NoError(t, rows.Scan(&id, &start, &v))
+					if v.Valid {
+						p90 = append(p90, v.Float64)
+					} else {
+						p90 = append(p90, nil)
+					}
+				}
+				require.NoError(t, rows.Close())
+				assert.Equal(t, []any{1000.0, nil}, p90)
+			}
 		})
 	}
 	assert.GreaterOrEqual(t, ran, 4, "README queries for %s", want)

@@ -59,8 +59,12 @@ type pointRow struct {
 // arrived one after the other) and sorted by key so that concurrent writers
 // lock rows in the same order.
 type batch struct {
-	windows []windowRow
-	points  []pointRow
+	windows     []windowRow
+	points      []pointRow
+	cumulatives []cumulativeRow
+	histograms  []histogramRow
+	cumIdx      map[startKey]int
+	histIdx     map[startKey]int
 	// skipped counts data points that are not stored.
 	skipped int
 	// skippedKinds names the metric types that were skipped, for the debug log.
@@ -93,6 +97,13 @@ func buildBatch(md pmetric.Metrics) *batch {
 			ms := sms.At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				m := ms.At(k)
+				name := cleanText(m.Name())
+				unit := cleanText(m.Unit())
+				identify := func(a pcommon.Map) (id, attrs, annotations string) {
+					attrs, annotations = splitAttributes(a)
+					buf = appendSeriesID(buf[:0], name, resAttrs, attrs)
+					return string(buf), attrs, annotations
+				}
 				var dps pmetric.NumberDataPointSlice
 				var metricType string
 				switch m.Type() {
@@ -101,10 +112,10 @@ func buildBatch(md pmetric.Metrics) *batch {
 				case pmetric.MetricTypeSum:
 					dps, metricType = m.Sum().DataPoints(), metricTypeSum
 				case pmetric.MetricTypeHistogram:
-					b.skip("histogram", m.Histogram().DataPoints().Len())
+					b.addHistograms(m.Histogram(), identify, name, resAttrs, unit)
 					continue
 				case pmetric.MetricTypeExponentialHistogram:
-					b.skip("exponential_histogram", m.ExponentialHistogram().DataPoints().Len())
+					b.addExponentialHistograms(m.ExponentialHistogram(), identify, name, resAttrs, unit)
 					continue
 				case pmetric.MetricTypeSummary:
 					b.skip("summary", m.Summary().DataPoints().Len())
@@ -112,8 +123,6 @@ func buildBatch(md pmetric.Metrics) *batch {
 				default:
 					continue // an empty metric has no data points
 				}
-				name := cleanText(m.Name())
-				unit := cleanText(m.Unit())
 				agg, interval := metricDefinition(m.Metadata())
 				// The aggregate processor's figures are windows even when they
 				// start at 0 (1970-01-01).
@@ -122,6 +131,10 @@ func buildBatch(md pmetric.Metrics) *batch {
 				if window {
 					status = windowStatus(kind.Str())
 				}
+				// A cumulative sum is a running total since its start: one row
+				// per series and start (cumulatives), not a window per export.
+				cumulative := !window && m.Type() == pmetric.MetricTypeSum &&
+					m.Sum().AggregationTemporality() == pmetric.AggregationTemporalityCumulative
 				for p := 0; p < dps.Len(); p++ {
 					dp := dps.At(p)
 					value, ok := numberValue(dp)
@@ -132,6 +145,12 @@ func buildBatch(md pmetric.Metrics) *batch {
 					// int64 Unix nanoseconds: before 1970 negative, carried as
 					// their two's complement (see calendar.MinTime).
 					ts, start := int64(dp.Timestamp()), int64(dp.StartTimestamp())
+					if cumulative {
+						id, attrs, annotations := identify(dp.Attributes())
+						b.putCumulative(cumulativeRow{seriesID: id, metric: name, attrs: attrs, annotations: annotations, resAttrs: resAttrs,
+							start: rowStart(start, ts), time: ts, value: value, unit: unit})
+						continue
+					}
 					isWindow := window || start != 0
 					if isWindow && start >= ts {
 						b.skip("invalid_timestamp", 1)
@@ -175,6 +194,12 @@ func buildBatch(md pmetric.Metrics) *batch {
 	})
 	slices.SortFunc(b.points, func(x, y pointRow) int {
 		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.time, y.time))
+	})
+	slices.SortFunc(b.cumulatives, func(x, y cumulativeRow) int {
+		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start))
+	})
+	slices.SortFunc(b.histograms, func(x, y histogramRow) int {
+		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start))
 	})
 	return b
 }

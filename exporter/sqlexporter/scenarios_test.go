@@ -44,7 +44,7 @@ func scenarioWriteReadBack(t *testing.T, s store) {
 		dp{metric: "temperature.anomaly.score", attrs: map[string]any{"room": "a"}, end: ns(t0.Add(time.Minute)), value: 0.93},
 		dp{metric: "requests", end: ns(t0.Add(time.Minute)), value: 3, intValue: true, sum: true},
 	)
-	// Skipped: a histogram, an exponential histogram and a summary (one point each).
+	// Stored in histograms: a histogram and an exponential histogram; skipped: a summary.
 	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
 	h := ms.AppendEmpty()
 	h.SetName("sizes")
@@ -104,7 +104,8 @@ func scenarioWriteReadBack(t *testing.T, s store) {
 
 	metadatatest.AssertEqualExporterSQLWindowsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
 	metadatatest.AssertEqualExporterSQLPointsWritten(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
-	metadatatest.AssertEqualExporterSQLDataPointsSkipped(t, tt, []metricdata.DataPoint[int64]{{Value: 3}}, metricdatatest.IgnoreTimestamp())
+	metadatatest.AssertEqualExporterSQLDataPointsSkipped(t, tt, []metricdata.DataPoint[int64]{{Value: 1}}, metricdatatest.IgnoreTimestamp())
+	assert.Equal(t, 2, s.count(t, "histograms"))
 
 	// The same series whatever the order of its attributes.
 	md2 := pmetric.NewMetrics()
@@ -382,4 +383,95 @@ func scenarioWindowStatus(t *testing.T, s store) {
 		assert.Equal(t, step.status, st)
 		assert.Equal(t, step.revision, rev, "%+v", step)
 	}
+}
+
+// scenarioCumulativesAndHistograms: a cumulative counter exported three
+// times is one row holding the latest total (not three overlapping
+// windows); an older export arriving late changes nothing; delta
+// histograms are one row per interval with count, sum, min, max and the
+// buckets; an exponential histogram keeps scale, offsets and counts.
+func scenarioCumulativesAndHistograms(t *testing.T, s store) {
+	e := s.newExporter(t)
+	ctx := context.Background()
+	cumulative := func(at time.Duration, v int64) pmetric.Metrics {
+		md := pmetric.NewMetrics()
+		m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("requests")
+		sum := m.SetEmptySum()
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		sum.SetIsMonotonic(true)
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(pcommon.Timestamp(ns(t0)))
+		dp.SetTimestamp(pcommon.Timestamp(ns(t0.Add(at))))
+		dp.SetIntValue(v)
+		return md
+	}
+	for _, x := range []struct {
+		at time.Duration
+		v  int64
+	}{{10 * time.Second, 5}, {20 * time.Second, 55}, {30 * time.Second, 555}, {15 * time.Second, 7}} {
+		require.NoError(t, e.push(ctx, cumulative(x.at, x.v)))
+	}
+	var n int
+	var v float64
+	var tm int64
+	require.NoError(t, s.db.QueryRow(`SELECT COUNT(*), MAX(value), MAX(time_unix_nano) FROM cumulatives WHERE metric = 'requests'`).Scan(&n, &v, &tm))
+	assert.Equal(t, 1, n)
+	assert.Equal(t, 555.0, v, "the latest total; the late export of 15s changed nothing")
+	assert.Equal(t, ns(t0.Add(30*time.Second)), tm)
+	assert.Equal(t, 0, s.count(t, "windows"))
+
+	md := pmetric.NewMetrics()
+	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
+	h := ms.AppendEmpty()
+	h.SetName("latency")
+	h.SetUnit("ms")
+	hist := h.SetEmptyHistogram()
+	hist.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	for i := range 2 {
+		dp := hist.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(pcommon.Timestamp(ns(t0.Add(time.Duration(i) * time.Minute))))
+		dp.SetTimestamp(pcommon.Timestamp(ns(t0.Add(time.Duration(i+1) * time.Minute))))
+		dp.ExplicitBounds().FromRaw([]float64{10, 100, 1000})
+		dp.BucketCounts().FromRaw([]uint64{5, 3, 1, uint64(i)})
+		dp.SetCount(9 + uint64(i))
+		dp.SetSum(1234.5)
+		dp.SetMin(1)
+		dp.SetMax(900)
+	}
+	eh := ms.AppendEmpty()
+	eh.SetName("sizes")
+	exp := eh.SetEmptyExponentialHistogram()
+	exp.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	edp := exp.DataPoints().AppendEmpty()
+	edp.SetStartTimestamp(pcommon.Timestamp(ns(t0)))
+	edp.SetTimestamp(pcommon.Timestamp(ns(t0.Add(time.Minute))))
+	edp.SetScale(3)
+	edp.SetZeroCount(2)
+	edp.SetCount(10)
+	edp.Positive().SetOffset(-2)
+	edp.Positive().BucketCounts().FromRaw([]uint64{1, 2, 5})
+	require.NoError(t, e.push(ctx, md))
+
+	rows, err := s.db.Query(`SELECT start_unix_nano, count, sum, min, max, ` + s.jsonText("explicit_bounds") + `, ` + s.jsonText("bucket_counts") + `, kind, temporality, unit
+FROM histograms WHERE metric = 'latency' ORDER BY start_unix_nano`)
+	require.NoError(t, err)
+	var got []string
+	for rows.Next() {
+		var start, count int64
+		var sum, mn, mx float64
+		var bounds, counts, kind, temporality, unit string
+		require.NoError(t, rows.Scan(&start, &count, &sum, &mn, &mx, &bounds, &counts, &kind, &temporality, &unit))
+		got = append(got, fmt.Sprintf("%d %d %g %g %g %s %s %s %s %s", (start-ns(t0))/int64(time.Minute), count, sum, mn, mx,
+			normJSON(t, bounds), normJSON(t, counts), kind, temporality, unit))
+	}
+	require.NoError(t, rows.Close())
+	assert.Equal(t, []string{
+		"0 9 1234.5 1 900 [10,100,1000] [5,3,1,0] explicit delta ms",
+		"1 10 1234.5 1 900 [10,100,1000] [5,3,1,1] explicit delta ms",
+	}, got)
+	var scale, zero, offset int64
+	var pos string
+	require.NoError(t, s.db.QueryRow(`SELECT scale, zero_count, positive_offset, `+s.jsonText("positive_bucket_counts")+` FROM histograms WHERE metric = 'sizes'`).Scan(&scale, &zero, &offset, &pos))
+	assert.Equal(t, []any{int64(3), int64(2), int64(-2), "[1,2,5]"}, []any{scale, zero, offset, normJSON(t, pos)})
 }

@@ -107,6 +107,51 @@ var migrations = []migration{
 		// before this version.
 		return []string{`ALTER TABLE windows ADD COLUMN status TEXT`}
 	}},
+	{version: 3, name: "cumulative sums and histograms", stmts: func(d dialect) []string {
+		return []string{
+			`CREATE TABLE cumulatives (
+  series_id TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  attributes ` + d.json + ` NOT NULL,
+  annotations ` + d.json + ` NOT NULL,
+  resource_attributes ` + d.json + ` NOT NULL,
+  start_unix_nano ` + d.bigint + ` NOT NULL,
+  time_unix_nano ` + d.bigint + ` NOT NULL,
+  value ` + d.float + ` NOT NULL,
+  unit TEXT NOT NULL,
+  updated_at_unix_nano ` + d.bigint + ` NOT NULL,
+  PRIMARY KEY (series_id, start_unix_nano)
+)` + d.tableOptions,
+			`CREATE INDEX cumulatives_metric_time ON cumulatives (metric, time_unix_nano)`,
+			`CREATE TABLE histograms (
+  series_id TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  attributes ` + d.json + ` NOT NULL,
+  annotations ` + d.json + ` NOT NULL,
+  resource_attributes ` + d.json + ` NOT NULL,
+  start_unix_nano ` + d.bigint + ` NOT NULL,
+  time_unix_nano ` + d.bigint + ` NOT NULL,
+  temporality TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  count ` + d.bigint + ` NOT NULL,
+  sum ` + d.float + `,
+  min ` + d.float + `,
+  max ` + d.float + `,
+  explicit_bounds ` + d.json + ` NOT NULL,
+  bucket_counts ` + d.json + ` NOT NULL,
+  scale ` + d.bigint + `,
+  zero_count ` + d.bigint + `,
+  positive_offset ` + d.bigint + `,
+  positive_bucket_counts ` + d.json + `,
+  negative_offset ` + d.bigint + `,
+  negative_bucket_counts ` + d.json + `,
+  unit TEXT NOT NULL,
+  updated_at_unix_nano ` + d.bigint + ` NOT NULL,
+  PRIMARY KEY (series_id, start_unix_nano)
+)` + d.tableOptions,
+			`CREATE INDEX histograms_metric_time ON histograms (metric, time_unix_nano)`,
+		}
+	}},
 }
 
 // schemaVersion is the version this exporter writes.

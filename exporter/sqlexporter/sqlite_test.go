@@ -25,6 +25,7 @@ func TestSQLiteRestatement(t *testing.T)      { scenarioRestatement(t, newSQLite
 func TestSQLiteConcurrentPushes(t *testing.T) { scenarioConcurrentWriters(t, newSQLiteStore(t)) }
 func TestSQLiteEdgeDates(t *testing.T)        { scenarioEdgeDates(t, newSQLiteStore(t)) }
 func TestSQLiteWindowStatus(t *testing.T)     { scenarioWindowStatus(t, newSQLiteStore(t)) }
+func TestSQLiteDistributions(t *testing.T)    { scenarioCumulativesAndHistograms(t, newSQLiteStore(t)) }
 
 // TestSQLiteMigrationFromVersion1: a database written by the previous
 // exporter gains the status column; its rows keep their figures with a NULL
@@ -145,9 +146,10 @@ func checkSchema(t *testing.T, s store) {
 	}
 	require.NoError(t, rows.Close())
 	if s.driver == DriverPostgres {
-		assert.Equal(t, []string{"points_metric_time", "points_pkey", "schema_migrations_pkey", "windows_metric_start", "windows_pkey"}, indexes)
+		assert.Equal(t, []string{"cumulatives_metric_time", "cumulatives_pkey", "histograms_metric_time", "histograms_pkey",
+			"points_metric_time", "points_pkey", "schema_migrations_pkey", "windows_metric_start", "windows_pkey"}, indexes)
 	} else {
-		assert.Equal(t, []string{"points_metric_time", "windows_metric_start"}, indexes)
+		assert.Equal(t, []string{"cumulatives_metric_time", "histograms_metric_time", "points_metric_time", "windows_metric_start"}, indexes)
 	}
 }
 

@@ -20,6 +20,9 @@ func (e *sqlExporter) writeBatch(ctx context.Context, b *batch, now int64) (wind
 	} else {
 		windows, points, err = e.writeSQLite(ctx, tx, b, now)
 	}
+	if err == nil && len(b.cumulatives)+len(b.histograms) > 0 {
+		_, err = e.writeDistributions(ctx, tx, b, now)
+	}
 	if err != nil {
 		_ = tx.Rollback()
 		return 0, 0, err
