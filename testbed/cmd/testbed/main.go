@@ -61,6 +61,8 @@ func main() {
 	only := flag.String("run", "", "run only scenarios whose name matches this regular expression")
 	root := flag.String("root", "", "repository root (default: found from the working directory)")
 	profile := flag.String("profile", "", "directory to write a CPU profile of the collector per scenario into (go tool pprof)")
+	jsonOut := flag.String("json", "", "also write the results table as JSON ({\"rows\": [...]}) to this file")
+	repeat := flag.Int("repeat", 1, "run every point this many times and report the median by req/s (the machine is shared and noisy)")
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
@@ -87,12 +89,21 @@ func main() {
 	if err := collector.Build(context.Background(), e.root, e.bin); err != nil {
 		log.Fatal(err)
 	}
-	if e.short {
-		e.shortSet()
-	} else {
-		e.fullSet()
+	for range max(*repeat, 1) {
+		if e.short {
+			e.shortSet()
+		} else {
+			e.fullSet()
+		}
 	}
+	e.medians()
 	md := e.markdown(*out)
+	if *jsonOut != "" {
+		if err := e.writeJSON(*jsonOut); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("wrote %s", *jsonOut)
+	}
 	if *out != "" {
 		if err := os.MkdirAll(*out, 0o755); err != nil {
 			log.Fatal(err)
