@@ -26,6 +26,8 @@ type colOpts struct {
 	pgDSN string
 	// env is added to the collector's environment (e.g. GOMEMLIMIT).
 	env []string
+	// runningInterval, when set, is the aggregate processor's running_interval.
+	runningInterval string
 	// dataTmpfs, when > 0, mounts a tmpfs of that many bytes as the
 	// collector's data directory (needs root), for the disk-full scenario.
 	dataTmpfs int
@@ -114,6 +116,9 @@ processors:
 `, loadgen.EmbraceBaseMetric)
 	if o.durable {
 		w("    storage: file_storage\n")
+	}
+	if o.runningInterval != "" {
+		w("    running_interval: %s\n", o.runningInterval)
 	}
 	w("  anomaly:\n\nexporters:\n  sql:\n")
 	if o.pgDSN != "" {

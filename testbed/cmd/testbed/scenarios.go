@@ -114,6 +114,7 @@ func (e *env) fullSet() {
 
 	e.kill9(30*time.Second, 4000)
 	e.diskFull(24*time.Second, 2000)
+	e.runningFigures(10 * time.Second)
 
 	// memory_limiter pressure: a tiny limit, many series at full speed.
 	e.scenario("memory-limiter", colOpts{memLimitMiB: 60, memSpikeMiB: 20}, []load{{
@@ -318,4 +319,22 @@ func (e *env) slowClients(d time.Duration) {
 	}
 	e.add(rg)
 	e.add(ro)
+}
+
+// runningFigures measures what the running figures of open windows cost:
+// the same keyed ThreatConnect load (many open windows) with the aggregate
+// processor's running_interval off, and at 1s (five times the shipped
+// config's 5s), in the same run; the rows give CPU per acknowledged request.
+func (e *env) runningFigures(d time.Duration) {
+	t := tc(loadgen.Spread{Metrics: 4, Keys: 2000, Prefix: "tb_run"})
+	for _, o := range []struct{ name, interval string }{{"running-figures-off", ""}, {"running-figures-1s", "1s"}} {
+		e.scenario(o.name, colOpts{durable: true, runningInterval: o.interval}, []load{{target: t, cfg: loadgen.Config{Conns: maxConns, Duration: d}}}, nil)
+	}
+	off, on := e.scenarioRow("running-figures-off"), e.scenarioRow("running-figures-1s")
+	if off != nil && on != nil && off.Res != nil && on.Res != nil && off.Res.Acked > 0 && on.Res.Acked > 0 {
+		perOff := off.Usage.CPU / off.Res.ReqPerSec()
+		perOn := on.Usage.CPU / on.Res.ReqPerSec()
+		on.Notes = append(on.Notes, fmt.Sprintf("CPU per acknowledged request %.1f µs with running figures every 1s vs %.1f µs without (%.2f×); req/s %.2f×",
+			perOn*1e6, perOff*1e6, perOn/perOff, on.Res.ReqPerSec()/off.Res.ReqPerSec()))
+	}
 }
