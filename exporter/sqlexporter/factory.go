@@ -2,6 +2,7 @@ package sqlexporter // import "github.com/custommetrics/bundle/exporter/sqlexpor
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -30,6 +31,17 @@ func createDefaultConfig() component.Config {
 	// Restatements of a window must reach the database in the order they
 	// were emitted: one consumer drains the queue (see Config.Validate).
 	queue.NumConsumers = 1
+	// That consumer writes one transaction per batch: small requests (a
+	// BigFix value, a window emission) coalesce, in order, into batches of
+	// up to 10,000 data points, flushed after at most 100ms. Without it
+	// each request was its own transaction and raw points saturated the
+	// queue (503) at a few hundred requests per second.
+	queue.Batch = configoptional.Some(exporterhelper.BatchConfig{
+		FlushTimeout: 100 * time.Millisecond,
+		Sizer:        exporterhelper.RequestSizerTypeItems,
+		MinSize:      1000,
+		MaxSize:      10000,
+	})
 	return &Config{
 		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
 		QueueConfig:   configoptional.Some(queue),
