@@ -76,6 +76,7 @@ func BenchmarkAggregate(b *testing.B) {
 			cfg := defaultCfg()
 			cfg.KeepRaw = true
 			cfg.MaxSeriesWindows = 2_000_000
+			cfg.MaxSeriesWindowsPerTenant = 0
 			runtime.GC()
 			var m0 runtime.MemStats
 			runtime.ReadMemStats(&m0)
@@ -140,6 +141,7 @@ func BenchmarkCompareInterval(b *testing.B) {
 		b.Run(fmt.Sprintf("series=%d/aggregate", series), func(b *testing.B) {
 			cfg := defaultCfg()
 			cfg.MaxSeriesWindows = 2_000_000
+			cfg.MaxSeriesWindowsPerTenant = 0
 			p := newTestProcessor(b, cfg, consumertest.NewNop(), &clock{t: benchAt}, nil)
 			run(b, p.ConsumeMetrics)
 		})
