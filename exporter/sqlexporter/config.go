@@ -15,7 +15,8 @@ type Driver string
 const (
 	// DriverSQLite is the embedded default: a file, nothing to install.
 	DriverSQLite Driver = "sqlite"
-	// DriverPostgres is for several collectors writing to one store.
+	// DriverPostgres is for several collectors writing to one store, each
+	// its own series (see the README).
 	DriverPostgres Driver = "postgres"
 )
 

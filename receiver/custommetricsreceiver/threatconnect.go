@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -26,6 +27,10 @@ type threatConnectAPI struct {
 	cfg     ThreatConnectConfig
 	windows *windowstore.Store
 	now     func() time.Time
+	// ownFigures is set once the receiver's own store first answered a
+	// figure: the pipeline reported none (see the README, "Where the figure
+	// comes from"), which is said once in the log.
+	ownFigures sync.Once
 }
 
 func newThreatConnectAPI(r *customMetricsReceiver) *threatConnectAPI {
@@ -286,6 +291,11 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 	if f, ok := slot.Find(m.Name, iv); ok {
 		state, start = f.State, f.Start
 	} else {
+		a.ownFigures.Do(func() {
+			a.r.settings.Logger.Warn("No aggregate processor reported the window of a ThreatConnect value synchronously, so the receiver keeps " +
+				"the returnValue figures itself (UTC windows). If an aggregate processor is in the pipeline, nothing asynchronous " +
+				"(such as a batch processor) may come before it, or its figures and the returnValue figures will differ.")
+		})
 		series := windowstore.Series{Tenant: tenant, Metric: strconv.FormatInt(m.ID, 10), Key: p.Name}
 		var err error
 		if state, start, err = a.windows.Add(r.Context(), series, iv, p.Date.UnixNano(), p.Value, p.Weight); err != nil {

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
@@ -420,4 +422,21 @@ func threatConnectOf(t *testing.T, ts *testServer) *threatConnectAPI {
 	t.Helper()
 	require.NotNil(t, ts.rcv.tc)
 	return ts.rcv.tc
+}
+
+// Without an aggregate processor reporting the window, the receiver answers
+// from its own store and says so in the log, once: a batch processor put in
+// front of the aggregate processor must not change the figures unnoticed.
+func TestThreatConnectOwnFiguresAreLogged(t *testing.T) {
+	ts := startReceiver(t, nil, nil)
+	core, logs := observer.New(zap.WarnLevel)
+	ts.rcv.settings.Logger = zap.New(core)
+	createDocMetrics(t, ts)
+
+	for range 3 {
+		resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2"}`)
+		require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	}
+	got := logs.FilterMessageSnippet("keeps the returnValue figures itself").All()
+	require.Len(t, got, 1, "said once, not per request")
 }
