@@ -163,3 +163,23 @@ func (c Compact) Finite(f Func) bool {
 	}
 	return true
 }
+
+// Fields is a Compact's content, for stores that merge states themselves
+// (internal/pgwindows merges them in PostgreSQL's upserts). Which field holds
+// what depends on the function: see Compact.
+type Fields struct {
+	Count uint64
+	A     float64
+	B, C  uint64
+}
+
+// Fields returns c's content.
+func (c Compact) Fields() Fields { return Fields{Count: c.count, A: c.a, B: c.b, C: c.c} }
+
+// CompactOfFields returns the Compact whose content is f.
+func CompactOfFields(f Fields) Compact { return Compact{count: f.Count, a: f.A, b: f.B, c: f.C} }
+
+// OrderKey maps v to an integer with the order that breaks ties between
+// First/Last points of equal timestamp and arrival sequence (-0 < +0), so a
+// store can compare points as Merge does.
+func OrderKey(v float64) uint64 { return floatKey(v) }

@@ -1,0 +1,219 @@
+package pgwindows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/pgserver"
+)
+
+var server struct {
+	once sync.Once
+	srv  *pgserver.Server
+	err  error
+}
+
+// TestMain removes the one private PostgreSQL server the tests share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if server.srv != nil {
+		server.srv.Remove()
+	}
+	os.Exit(code)
+}
+
+// newStore returns a Store on database db of the shared server (created when
+// missing); each call has its own pool, as each collector would.
+func newStore(t testing.TB, db string) *Store {
+	t.Helper()
+	server.once.Do(func() { server.srv, server.err = pgserver.Start(pgserver.Options{}) })
+	require.NoError(t, server.err)
+	ctx := context.Background()
+	admin, err := pgxpool.New(ctx, server.srv.DSN("postgres"))
+	require.NoError(t, err)
+	defer admin.Close()
+	_, _ = admin.Exec(ctx, "CREATE DATABASE "+db)
+	pool, err := pgxpool.New(ctx, server.srv.DSN(db))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	s, err := New(ctx, pool)
+	require.NoError(t, err)
+	return s
+}
+
+func delta(series string, fn aggregation.Func, start int64, points ...[3]float64) Delta {
+	d := Delta{Series: []byte(series), Interval: calendar.Day, Start: start, End: start + 86_400e9, Fn: fn}
+	for _, p := range points { // value, timestamp, sequence
+		d.State.Add(fn, p[0], 1, int64(p[1]), uint64(p[2]))
+	}
+	return d
+}
+
+// Writers on separate pools (as separate collectors would be) add to the
+// same windows concurrently; every window ends as aggregation.Compact.Merge
+// of everything acknowledged, for every function, and every answer already
+// holds the answering writer's earlier values.
+func TestConcurrentWritersMergeLikeCompact(t *testing.T) {
+	const writers, rounds = 4, 60
+	stores := make([]*Store, writers)
+	for i := range stores {
+		stores[i] = newStore(t, "concurrent")
+	}
+	var mu sync.Mutex
+	want := map[string]aggregation.Compact{}
+	fnOf := map[string]aggregation.Func{}
+	var wg sync.WaitGroup
+	for wi := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(wi), 7))
+			own := map[string]uint64{}
+			for r := range rounds {
+				var ds []Delta
+				for range 1 + rng.IntN(4) {
+					fn := aggregation.Funcs[rng.IntN(len(aggregation.Funcs))]
+					series := fmt.Sprintf("s%d-%s", rng.IntN(3), fn)
+					var pts [][3]float64
+					for range 1 + rng.IntN(3) {
+						// Integers: sums are exact in any order. Few distinct
+						// timestamps and sequences: First/Last ties happen.
+						pts = append(pts, [3]float64{float64(rng.IntN(200) - 100), float64(rng.IntN(5) - 2), float64(rng.IntN(3))})
+					}
+					ds = append(ds, delta(series, fn, -86_400e9, pts...)) // a window before 1970
+				}
+				got, err := stores[wi].Merge(context.Background(), ds)
+				if !assert.NoError(t, err, "writer %d round %d", wi, r) {
+					return
+				}
+				mu.Lock()
+				for i, d := range ds {
+					c := want[string(d.Series)]
+					c.Merge(d.Fn, d.State)
+					want[string(d.Series)] = c
+					fnOf[string(d.Series)] = d.Fn
+					own[string(d.Series)] += d.State.Count()
+					assert.GreaterOrEqual(t, got[i].State.Count(), own[string(d.Series)], "an answer holds the writer's own earlier values")
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	require.NotEmpty(t, want)
+	for series, c := range want {
+		fn := fnOf[series]
+		m, ok, err := stores[0].Get(context.Background(), []byte(series), calendar.Day, -86_400e9, fn)
+		require.NoError(t, err)
+		require.True(t, ok, series)
+		assert.Equal(t, c.Fields(), m.State.Fields(), "%s: the stored state is the merge of every acknowledged delta", series)
+		assert.Equal(t, c.Value(fn), m.State.Value(fn), series)
+	}
+}
+
+// A value acknowledged by one writer is in the next answer of any other.
+func TestAnswerHoldsOtherWritersAcknowledgedValues(t *testing.T) {
+	a, b := newStore(t, "visibility"), newStore(t, "visibility")
+	ctx := context.Background()
+	for i, s := range []*Store{a, b, a, b} {
+		got, err := s.Merge(ctx, []Delta{delta("sum", aggregation.Sum, 0, [3]float64{float64(i + 1), 0, 0})})
+		require.NoError(t, err)
+		assert.Equal(t, float64((i+1)*(i+2)/2), got[0].State.Value(aggregation.Sum))
+		assert.Equal(t, int64(i+1), got[0].Revision)
+	}
+}
+
+// A batch whose merge would make one figure non-finite changes nothing.
+func TestMergeIsAllOrNothing(t *testing.T) {
+	s := newStore(t, "atomic")
+	ctx := context.Background()
+	_, err := s.Merge(ctx, []Delta{delta("big", aggregation.Sum, 0, [3]float64{1e308, 0, 0})})
+	require.NoError(t, err)
+
+	for name, bad := range map[string]Delta{
+		"sum overflows":     delta("big", aggregation.Sum, 0, [3]float64{1e308, 0, 0}),
+		"no weight at all":  {Series: []byte("avg"), Interval: calendar.Day, Fn: aggregation.Average, State: zeroWeight()},
+		"another function":  delta("big", aggregation.Max, 0, [3]float64{1, 0, 0}),
+		"negative overflow": delta("big", aggregation.Sum, 0, [3]float64{-1e308, 0, 0}, [3]float64{-1e308, 0, 0}, [3]float64{-1e308, 0, 0}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ok := delta("other", aggregation.Count, 0, [3]float64{1, 0, 0})
+			_, err := s.Merge(ctx, []Delta{ok, bad})
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, ErrNonFinite) || errors.Is(err, ErrFunc), err)
+			_, stored, err := s.Get(ctx, []byte("other"), calendar.Day, 0, aggregation.Count)
+			require.NoError(t, err)
+			assert.False(t, stored, "the good delta of a refused batch is not stored")
+			m, _, err := s.Get(ctx, []byte("big"), calendar.Day, 0, aggregation.Sum)
+			require.NoError(t, err)
+			assert.Equal(t, 1e308, m.State.Value(aggregation.Sum), "the window keeps its last finite figure")
+			assert.Equal(t, int64(1), m.Revision)
+		})
+	}
+}
+
+func zeroWeight() aggregation.Compact {
+	var c aggregation.Compact
+	c.Add(aggregation.Average, 5, 0, 0, 1)
+	return c
+}
+
+// First and Last break ties as Merge does (timestamp, then arrival, then
+// value), whatever order the writers' deltas reach the store in.
+func TestFirstLastTiesAreDeterministic(t *testing.T) {
+	s := newStore(t, "ties")
+	ctx := context.Background()
+	points := [][3]float64{{7, 5, 2}, {3, 5, 2}, {9, 5, 1}, {1, 6, 0}, {4, 4, 9}, {math.Copysign(0, -1), 4, 9}, {0, 4, 9}}
+	for _, fn := range []aggregation.Func{aggregation.First, aggregation.Last} {
+		for _, rev := range []bool{false, true} {
+			series := fmt.Sprintf("%s-%v", fn, rev)
+			var want aggregation.Compact
+			for i := range points {
+				p := points[i]
+				if rev {
+					p = points[len(points)-1-i]
+				}
+				d := delta(series, fn, 0, p)
+				want.Merge(fn, d.State)
+				_, err := s.Merge(ctx, []Delta{d})
+				require.NoError(t, err)
+			}
+			m, _, err := s.Get(ctx, []byte(series), calendar.Day, 0, fn)
+			require.NoError(t, err)
+			assert.Equal(t, want.Fields(), m.State.Fields(), series)
+		}
+	}
+}
+
+// BenchmarkMerge: windows merged per second, one Merge per batch of windows
+// (one transaction, pipelined upserts). Reported: windows/s.
+func BenchmarkMerge(b *testing.B) {
+	for _, batch := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			s := newStore(b, "bench")
+			ds := make([]Delta, batch)
+			for i := range ds {
+				ds[i] = delta(fmt.Sprintf("bench-%d-%d", batch, i), aggregation.Sum, 0, [3]float64{1, 0, 0})
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.Merge(context.Background(), ds); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "windows/s")
+		})
+	}
+}
