@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
+	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
 )
@@ -27,12 +29,6 @@ const (
 	// after its last change (see README: only Average needs it).
 	windowStateTTL = 7 * 24 * time.Hour
 )
-
-// tcIntervals maps the aggregate processor's intervals to ThreatConnect's.
-var tcIntervals = map[string]string{
-	"hour": "Hourly", "day": "Daily", "week": "Weekly", "month": "Monthly", "year": "Yearly",
-	"hourly": "Hourly", "daily": "Daily", "weekly": "Weekly", "monthly": "Monthly", "yearly": "Yearly",
-}
 
 type tcWindowKey struct {
 	metric, key string
@@ -237,8 +233,9 @@ func weight(v pcommon.Value) (float64, bool) {
 // vendor adds every posted value to the window, so what is posted depends on
 // the ThreatConnect metric's dataType (README: "Window figures").
 func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, def tc.MetricConfig, key *string) error {
-	want, ok := tcIntervals[strings.ToLower(p.interval)]
-	if !ok || want != def.Interval {
+	iv, err := calendar.ParseInterval(p.interval)
+	want, ok := tc.IntervalOf(iv)
+	if err != nil || !ok || want != def.Interval {
 		return consumererror.NewPermanent(fmt.Errorf("threatconnect: %s: a %s window figure cannot be forwarded to %q, whose interval is %s: "+
 			"the windows must be the same (forward raw values instead, or aggregate with the metric's interval)", p, p.interval, name, def.Interval))
 	}
@@ -270,8 +267,9 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 	}
 	data := func(v float64, date int64) tcData { return tcData{Name: key, Value: v, Date: tcDate(date)} }
 
-	switch def.DataType {
-	case "Sum":
+	fn, _ := aggregation.ParseFunc(def.DataType) // stored definitions hold valid dataTypes
+	switch fn {
+	case aggregation.Sum:
 		// Post the difference to the vendor's figure. Without a known figure
 		// (first emission, after a restart or a failed post) ask for it by
 		// adding 0, which changes nothing.
@@ -290,7 +288,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 			}
 			st.Vendor = v
 		}
-	case "Min", "Max":
+	case aggregation.Min, aggregation.Max:
 		// The vendor keeps the smallest (largest) value: a restatement only
 		// moves the figure further, so posting the figure is enough, and
 		// posting it again changes nothing.
@@ -299,7 +297,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 			return err
 		}
 		st.Vendor = v
-	case "First", "Last":
+	case aggregation.First, aggregation.Last:
 		// The vendor keeps the value with the earliest (latest) date: post
 		// the figure dated before (after) every earlier post. Last walks
 		// forward from the window start, First backward from its last second.
@@ -329,7 +327,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 			date += step
 			step *= 2
 		}
-	case "Average":
+	case aggregation.Average:
 		// The vendor's figure is sum(v·w)/sum(w). Every post has weight 1;
 		// after n posts with figure A, posting fig·(n+1) − A·n makes it fig.
 		v := fig
@@ -346,7 +344,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 		}
 		st.Posts++
 		st.Vendor = got
-	case "Count":
+	case aggregation.Count:
 		return consumererror.NewPermanent(fmt.Errorf("threatconnect: %s: %q is a Count metric, which counts posts, not values: "+
 			"forward raw values to it (keep_raw or a pipeline without aggregate), or forward the count figure to a Sum metric", p, name))
 	default:

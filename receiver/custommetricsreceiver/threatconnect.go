@@ -285,7 +285,7 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 	// window, reported back through the slot; without an aggregate processor
 	// on a synchronous path the receiver keeps it itself, for every value,
 	// asked or not.
-	iv, _ := calendar.ParseInterval(m.Interval)
+	iv, _ := tc.Window(m.Interval)
 	var state aggregation.State
 	var start int64
 	if f, ok := slot.Find(m.Name, iv); ok {
@@ -314,7 +314,7 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 // tcDefinition maps a ThreatConnect metric config to how its values are aggregated.
 func tcDefinition(m tc.MetricConfig) otelmap.Definition {
 	fn, _ := aggregation.ParseFunc(m.DataType)
-	iv, _ := calendar.ParseInterval(m.Interval)
+	iv, _ := tc.Window(m.Interval)
 	return otelmap.Definition{Aggregation: fn.String(), Interval: iv.String(), Keyed: m.KeyedValues, DeltaSum: fn == aggregation.Sum}
 }
 

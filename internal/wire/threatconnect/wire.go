@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/wire/isodate"
 	"github.com/custommetrics/bundle/internal/wire/number"
 )
@@ -30,6 +31,31 @@ var (
 	DataTypes = []string{"Sum", "Count", "Min", "Max", "First", "Last", "Average"}
 	Intervals = []string{"Hourly", "Daily", "Weekly", "Monthly", "Yearly"}
 )
+
+// windows are the calendar windows of Intervals, in the same order.
+var windows = []calendar.Interval{calendar.Hour, calendar.Day, calendar.Week, calendar.Month, calendar.Year}
+
+// Window returns the calendar window of interval, one of Intervals as a
+// stored MetricConfig spells it; ok is false for anything else.
+func Window(interval string) (iv calendar.Interval, ok bool) {
+	for i, name := range Intervals {
+		if name == interval {
+			return windows[i], true
+		}
+	}
+	return 0, false
+}
+
+// IntervalOf returns ThreatConnect's name of the calendar window iv; ok is
+// false when ThreatConnect has no such interval (5m).
+func IntervalOf(iv calendar.Interval) (name string, ok bool) {
+	for i, w := range windows {
+		if w == iv {
+			return Intervals[i], true
+		}
+	}
+	return "", false
+}
 
 // Envelope statuses.
 const (
