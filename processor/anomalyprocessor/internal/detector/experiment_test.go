@@ -37,7 +37,7 @@ func TestExperiment(t *testing.T) {
 	}
 	base := tune
 	defer func() { tune = base }()
-	for _, variant := range strings.Split(spec, ";") {
+	for _, variant := range splitVariants(spec) {
 		tune = base
 		if err := applyTune(&tune, variant); err != nil {
 			t.Fatal(err)
@@ -93,6 +93,8 @@ func experimentCandidates(c *nab.Corpus) []nab.Candidate {
 	return cands
 }
 
+func splitVariants(spec string) []string { return strings.Split(spec, ";") }
+
 func applyTune(tn *tuning, spec string) error {
 	v := reflect.ValueOf(tn).Elem()
 	for _, kv := range strings.Split(spec, ",") {
@@ -116,6 +118,8 @@ func applyTune(tn *tuning, spec string) error {
 				return err
 			}
 			f.SetInt(int64(n))
+		case reflect.Bool:
+			f.SetBool(val == "true" || val == "1")
 		case reflect.Float64:
 			x, err := strconv.ParseFloat(val, 64)
 			if err != nil {
