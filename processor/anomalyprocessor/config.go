@@ -33,8 +33,9 @@ type Config struct {
 	// Sensitivity in [0,1]: a value is flagged when its score is at least
 	// 1-sensitivity.
 	Sensitivity float64 `mapstructure:"sensitivity"`
-	// LearningPeriod is the number of values a series must have seen before
-	// it is scored.
+	// LearningPeriod is the number of values after which a series is scored
+	// at the latest; a series with at least 14 values spanning 4 days is
+	// scored earlier (a daily series from day 14).
 	LearningPeriod int `mapstructure:"learning_period"`
 	// LearningDuration additionally requires a series' values to span at
 	// least this long (by data point timestamps) before it is scored; 0 off.

@@ -5,20 +5,32 @@
 // Usage:
 //
 //	nabeval DATA_DIR OUT_DIR
+//	nabeval -loco [-floor X] NAB_DIR
 //
 // Every *.csv file under DATA_DIR (recursively) must have a header and the
 // columns timestamp,value, with timestamps such as "2014-07-01 00:00:00". For
 // each one, OUT_DIR gets a file at the same relative path with the columns
 // timestamp,value,anomaly_score, one row per data row, in order. The result
-// can be scored with NAB's scorer (see /work/shared/nab/README.md).
+// can be scored with NAB's scorer (see ../shared/nab/README.md from the
+// repository root).
+//
+// With -loco, nabeval runs leave-one-category-out validation on a labelled
+// NAB folder (NAB_DIR/data and NAB_DIR/labels/combined_windows.json): for
+// each category, the candidate configuration (sensitivity x cooldown, see
+// candidates) with the best NAB standard score on the other categories is
+// chosen and scored on the held-out category at its own threshold. It prints
+// the five held-out scores, their mean and the pooled scores, and fails when
+// the mean is below -floor.
 package main
 
 import (
 	"bufio"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,9 +47,23 @@ func main() {
 	}
 }
 
-const usage = "usage: nabeval DATA_DIR OUT_DIR"
+const usage = "usage: nabeval DATA_DIR OUT_DIR | nabeval -loco [-floor X] NAB_DIR"
 
 func run(args []string, log io.Writer) error {
+	fl := flag.NewFlagSet("nabeval", flag.ContinueOnError)
+	fl.SetOutput(log)
+	loco := fl.Bool("loco", false, "leave-one-category-out validation on the labelled NAB folder NAB_DIR")
+	floor := fl.Float64("floor", math.Inf(-1), "with -loco: fail when the mean held-out standard score is below this")
+	if err := fl.Parse(args); err != nil {
+		return fmt.Errorf("%w\n%s", err, usage)
+	}
+	args = fl.Args()
+	if *loco {
+		if len(args) != 1 {
+			return fmt.Errorf("-loco expects 1 argument, got %d\n%s", len(args), usage)
+		}
+		return runLOCO(args[0], *floor, log)
+	}
 	if len(args) != 2 {
 		return fmt.Errorf("expected 2 arguments, got %d\n%s", len(args), usage)
 	}

@@ -197,6 +197,12 @@ type tuning struct {
 	likStart     int
 	spatialZ     float64 // an out-of-range value must also be this many sigmas from expected
 	scaleFloor   float64 // floor of the scale relative to 1+|expected|
+	minLearn     int     // fewest values before a series may be scored
+	minSpan      float64 // ... and the span (seconds) they must cover, unless LearningPeriod is reached first
+	earlyWiden   float64 // sigma is widened by 1+earlyWiden*sqrt(settle/n-1) while n < settle values are seen
+	settle       int
+	likWarm      float64 // the likelihood statistics learn at least at likWarm/values seen
+	likPrior     bool    // the likelihood statistics start at their values for a calibrated model
 }
 
 var tune = tuning{
@@ -214,6 +220,11 @@ var tune = tuning{
 	spatial:      0.05,
 	spatialZ:     3,
 	scaleFloor:   1e-6,
+	minLearn:     14,
+	minSpan:      4 * secondsPerDay,
+	earlyWiden:   0.5,
+	settle:       300,
+	likWarm:      0,
 }
 
 const (
@@ -267,8 +278,14 @@ type State struct {
 	weekly [weekSlots]float32 // time-of-week offsets from the level (NaN: unseen)
 }
 
-// Ready reports whether the series has seen at least LearningPeriod values.
-func (s *State) Ready(c *Config) bool { return s.n >= int64(c.LearningPeriod) }
+// Ready reports whether the series has learned enough to be scored: it has
+// seen LearningPeriod values, or at least 14 values covering at least 4 days
+// (so that a daily series is scored after two weeks and an hourly one after
+// four days, while a 5-minute series still learns LearningPeriod values).
+func (s *State) Ready(c *Config) bool {
+	return s.n >= int64(c.LearningPeriod) ||
+		(s.n >= int64(tune.minLearn) && float64(s.n)*s.dt >= tune.minSpan)
+}
 
 // Count returns the number of finite values the series has learned from.
 func (s *State) Count() int64 { return s.n }
@@ -330,6 +347,9 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 		}
 		s.lastTS = ts
 		s.min, s.max = v, v
+		if tune.likPrior {
+			s.priorLik()
+		}
 		s.n = 1
 		return Result{Expected: v, Lower: v, Upper: v, Ready: s.Ready(c)}
 	}
@@ -365,6 +385,13 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 	r := v - expected
 	sigma := sigmaPerMAE * math.Max(s.err[m], tune.scaleFloor*(1+math.Abs(expected)))
 	zd := directional(c.Direction, r/sigma)
+	// While few values are seen, the statistics are uncertain: the band and
+	// the score's deviations are widened by wide, which narrows to 1 at
+	// settle values. (What is learned is not widened.)
+	wide := 1.0
+	if s.n < int64(tune.settle) {
+		wide += tune.earlyWiden * math.Sqrt(float64(tune.settle)/float64(s.n)-1)
+	}
 
 	// surprisal of this value, averaged over a short and a long window
 	raw := surprisal(zd) / tune.rawCap
@@ -379,13 +406,13 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 	}
 	s.rawSum += raw - old
 	avg := s.rawSum / likWindow
-	score := tailScore((avg - s.likMu) / math.Sqrt(math.Max(s.likVar, tune.likVarFloor)))
+	score := tailScore((avg - s.likMu) / (wide * math.Sqrt(math.Max(s.likVar, tune.likVarFloor))))
 	long := s.long + tune.alphaLong*(raw-s.long)
 	if tune.alphaLong > 0 {
-		score = math.Max(score, tailScore((long-s.longMu)/math.Sqrt(math.Max(s.longVar, tune.likVarFloor))))
+		score = math.Max(score, tailScore((long-s.longMu)/(wide*math.Sqrt(math.Max(s.longVar, tune.likVarFloor)))))
 	}
 	// a value beyond the range seen so far (with a tolerance) is anomalous
-	if tune.spatial > 0 && s.max > s.min && zd >= tune.spatialZ {
+	if tune.spatial > 0 && s.max > s.min && zd >= wide*tune.spatialZ {
 		tol := tune.spatial * (s.max - s.min)
 		if (v > s.max+tol && c.Direction != DirectionDown) || (v < s.min-tol && c.Direction != DirectionUp) {
 			score = 1
@@ -398,7 +425,7 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 	} else if score > 1 {
 		score = 1
 	}
-	k := 2 + 4*(1-c.Sensitivity)
+	k := (2 + 4*(1-c.Sensitivity)) * wide
 	res := Result{Score: score, Expected: expected, Lower: expected - k*sigma, Upper: expected + k*sigma, Ready: ready}
 	if s.cool > 0 {
 		// one incident, one alert
@@ -419,6 +446,12 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 		nl = s.n - int64(tune.likStart) + 1
 		al = math.Max(al, 1/float64(max(nl, 1)))
 	}
+	if tune.likWarm > 0 {
+		al = math.Max(al, tune.likWarm/float64(s.n))
+	}
+	if tune.likPrior {
+		nl = 2 // the statistics start from their prior, not from the first value
+	}
 	s.likMu, s.likVar = ewStats(s.likMu, s.likVar, avg, al, nl)
 	s.longMu, s.longVar = ewStats(s.longMu, s.longVar, long, al, nl)
 	s.long = long
@@ -429,6 +462,26 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 		s.reset()
 	}
 	return res
+}
+
+// priorLik starts the likelihood statistics where they are for a model whose
+// residuals are what it expects: the surprisal -ln P(|Z| >= |z|) of a
+// calibrated value is Exp(1)-distributed (mean 1, variance 1 nat²), so the
+// scaled surprisal has mean and variance 1/rawCap and 1/rawCap², its 10-value
+// mean the variance 1/(10*rawCap²), its exponential average (alpha a) the
+// variance a/(2-a)/rawCap². Starting here (instead of at the first, often
+// inflated, values) a short series is judged against sensible statistics
+// from its first days.
+func (s *State) priorLik() {
+	m := 1 / tune.rawCap
+	v := m * m
+	for i := range s.ring {
+		s.ring[i] = float32(m)
+	}
+	s.rawSum = likWindow * m
+	s.likMu, s.likVar = m, v/likWindow
+	s.long, s.longMu = m, m
+	s.longVar = v * tune.alphaLong / (2 - tune.alphaLong)
 }
 
 // ewStats updates an exponentially weighted mean and variance.

@@ -9,6 +9,10 @@
 //
 // # Method
 //
+//  0. Learning phase: a series is scored after LearningPeriod values, or
+//     once it has at least 14 values spanning 4 days; until 300 values the
+//     band and the deviations the score uses are widened by
+//     1+0.5*sqrt(300/n-1) (what is learned is not).
 //  1. Baseline: three Holt-Winters style models run side by side, each with
 //     a Huber-clipped exponentially weighted level (alpha 0.03): no season, a
 //     15-minute time-of-day profile (96 slots) and a 2-hour time-of-week

@@ -6,22 +6,22 @@ package detector
 //	NAB_EXPERIMENT='alphaLevel=0.05;alphaLevel=0.2' go test -run TestExperiment -v
 //
 // Each ';'-separated variant overrides fields of tune (comma-separated
-// name=value pairs), streams the NAB data through the detector and prints the
-// scorer's summary line (and, with NAB_FILES_FROM, the score of that subset).
+// name=value pairs), streams the NAB files through the detector with every
+// candidate configuration of nabeval -loco, and prints the
+// leave-one-category-out held-out scores (their mean first) and the default
+// configuration's three NAB scores on all files.
 
 import (
-	"bufio"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 	"unsafe"
+
+	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/nab"
 )
 
 const nabDir = "../../../../../shared/nab"
@@ -31,51 +31,69 @@ func TestExperiment(t *testing.T) {
 	if !ok {
 		t.Skip("set NAB_EXPERIMENT to run")
 	}
+	c, err := nab.Load(nabDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := tune
 	defer func() { tune = base }()
-	for _, variant := range strings.Split(spec, ";") {
+	for _, variant := range splitVariants(spec) {
 		tune = base
 		if err := applyTune(&tune, variant); err != nil {
 			t.Fatal(err)
 		}
-		out := t.TempDir()
-		if o := os.Getenv("NAB_OUT"); o != "" {
-			out = o
+		cands := experimentCandidates(c)
+		rot := nab.Rotate(c, cands)
+		folds := ""
+		for _, f := range rot.Folds {
+			folds += fmt.Sprintf(" %6.2f", f.Score)
 		}
-		if err := runNAB(filepath.Join(nabDir, "data"), out); err != nil {
-			t.Fatal(err)
-		}
-		line := scoreNAB(t, out, "")
-		extra := ""
-		if ff := os.Getenv("NAB_FILES_FROM"); ff != "" {
-			for _, f := range strings.Split(ff, ":") {
-				extra += " | " + filepath.Base(f) + ": " + scoreNAB(t, out, f)
+		d := cands[0]
+		fmt.Printf("%-50s LOCO %6.2f [%s ] pooled %6.2f | all %6.2f %6.2f %6.2f\n", variant, rot.Mean, folds, rot.Pooled[0],
+			nab.Normalised(c.Files, d.Scores, d.Threshold, nab.Profiles[0]),
+			nab.Normalised(c.Files, d.Scores, d.Threshold, nab.Profiles[1]),
+			nab.Normalised(c.Files, d.Scores, d.Threshold, nab.Profiles[2]))
+		if os.Getenv("NAB_VERBOSE") != "" {
+			for i, f := range c.Files {
+				r := f.Score(d.Scores[i], d.Threshold, nab.Profiles[0])
+				fmt.Printf("    %-60s win %d TP %4d FP %3d raw %7.3f\n", f.Rel, f.Windows(), r.TP, r.FP, r.Raw)
 			}
 		}
-		fmt.Printf("%-60s %s%s\n", variant, line, extra)
 	}
 }
 
-func scoreNAB(t *testing.T, out, filesFrom string) string {
-	args := []string{"score.py", "--data", "data", "--labels", "labels/combined_windows.json", "--results", out}
-	if filesFrom != "" {
-		args = append(args, "--files-from", filesFrom)
+// experimentCandidates mirrors nabeval's candidates (the default first).
+func experimentCandidates(c *nab.Corpus) []nab.Candidate {
+	var cands []nab.Candidate
+	var wg sync.WaitGroup
+	for _, sens := range []float64{0.5, 0.4, 0.45, 0.55, 0.6} {
+		for _, cool := range []int{50, 25, 100} {
+			cfg := DefaultConfig()
+			cfg.Sensitivity, cfg.Cooldown = sens, cool
+			cands = append(cands, nab.Candidate{Threshold: cfg.Threshold(), Scores: make([][]float64, len(c.Files))})
+		}
 	}
-	if j := os.Getenv("NAB_JSON"); j != "" && filesFrom == "" {
-		args = append(args, "--json", j)
+	for k := range cands {
+		cfg := DefaultConfig()
+		cfg.Sensitivity, cfg.Cooldown = 1-cands[k].Threshold, []int{50, 25, 100}[k%3]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, f := range c.Files {
+				var s State
+				sc := make([]float64, len(f.Values))
+				for j, v := range f.Values {
+					sc[j] = s.Update(&cfg, f.Times[j], v).Score
+				}
+				cands[k].Scores[i] = sc
+			}
+		}()
 	}
-	cmd := exec.Command("python3", args...)
-	cmd.Dir = nabDir
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("score.py: %v\n%s", err, b)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if os.Getenv("NAB_VERBOSE") != "" {
-		return strings.Join(lines, "\n")
-	}
-	return lines[len(lines)-1]
+	wg.Wait()
+	return cands
 }
+
+func splitVariants(spec string) []string { return strings.Split(spec, ";") }
 
 func applyTune(tn *tuning, spec string) error {
 	v := reflect.ValueOf(tn).Elem()
@@ -100,6 +118,8 @@ func applyTune(tn *tuning, spec string) error {
 				return err
 			}
 			f.SetInt(int64(n))
+		case reflect.Bool:
+			f.SetBool(val == "true" || val == "1")
 		case reflect.Float64:
 			x, err := strconv.ParseFloat(val, 64)
 			if err != nil {
@@ -109,52 +129,4 @@ func applyTune(tn *tuning, spec string) error {
 		}
 	}
 	return nil
-}
-
-func runNAB(dataDir, outDir string) error {
-	return filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".csv") {
-			return err
-		}
-		rel, _ := filepath.Rel(dataDir, p)
-		dst := filepath.Join(outDir, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		in, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(dst)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		w := bufio.NewWriter(out)
-		defer w.Flush()
-		cfg := DefaultConfig()
-		var s State
-		sc := bufio.NewScanner(in)
-		first := true
-		for sc.Scan() {
-			if first {
-				first = false
-				fmt.Fprintln(w, "timestamp,value,anomaly_score")
-				continue
-			}
-			ts, val, _ := strings.Cut(sc.Text(), ",")
-			tm, err := time.Parse("2006-01-02 15:04:05", ts)
-			if err != nil {
-				return err
-			}
-			x, err := strconv.ParseFloat(val, 64)
-			if err != nil {
-				return err
-			}
-			r := s.Update(&cfg, tm.Unix(), x)
-			fmt.Fprintf(w, "%s,%s,%g\n", ts, val, r.Score)
-		}
-		return sc.Err()
-	})
 }
