@@ -3,7 +3,9 @@ package definitionsextension // import "github.com/custommetrics/bundle/extensio
 import (
 	"errors"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configopaque"
 )
 
 // Config defines the configuration of the definitions extension.
@@ -12,6 +14,10 @@ type Config struct {
 	// persists the definitions. When unset, definitions live in memory only
 	// and are lost on restart (a warning is logged at start).
 	Storage *component.ID `mapstructure:"storage"`
+	// Postgres keeps the definitions in a PostgreSQL database shared by
+	// several collectors instead (cluster mode): a change on any of them is
+	// seen by all at once. Exclusive with Storage.
+	Postgres *PostgresConfig `mapstructure:"postgres"`
 
 	// MaxDefinitionsPerTenant limits the definitions one tenant holds, all
 	// kinds together (ThreatConnect metrics, BigFix documents, LaunchDarkly
@@ -23,10 +29,32 @@ type Config struct {
 	_ struct{}
 }
 
+// PostgresConfig names the shared database.
+type PostgresConfig struct {
+	// DSN is the database's URL, e.g. postgres://user:password@host:5432/db
+	// (or a libpq key=value string). The extension creates its tables.
+	DSN configopaque.String `mapstructure:"dsn"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
 // Validate checks the extension configuration.
 func (cfg *Config) Validate() error {
 	if cfg.MaxDefinitionsPerTenant < 0 {
 		return errors.New("max_definitions_per_tenant must be 0 (no limit) or positive")
+	}
+	if cfg.Postgres != nil {
+		if cfg.Storage != nil {
+			return errors.New("storage and postgres are exclusive: definitions live in one place")
+		}
+		if cfg.Postgres.DSN == "" {
+			return errors.New("postgres::dsn is required")
+		}
+		if _, err := pgxpool.ParseConfig(string(cfg.Postgres.DSN)); err != nil {
+			// pgx's message may quote the DSN, password included.
+			return errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string")
+		}
 	}
 	return nil
 }

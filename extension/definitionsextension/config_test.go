@@ -27,6 +27,11 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "unlimited"), expected: &Config{MaxDefinitionsPerTenant: 0}},
 		{id: component.NewIDWithName(metadata.Type, "small"), expected: &Config{MaxDefinitionsPerTenant: 100}},
 		{id: component.NewIDWithName(metadata.Type, "invalid"), err: "max_definitions_per_tenant must be 0 (no limit) or positive"},
+		{id: component.NewIDWithName(metadata.Type, "shared"), expected: &Config{MaxDefinitionsPerTenant: 10_000,
+			Postgres: &PostgresConfig{DSN: "postgres://collector:secret@db.example:5432/custommetrics"}}},
+		{id: component.NewIDWithName(metadata.Type, "both"), err: "storage and postgres are exclusive"},
+		{id: component.NewIDWithName(metadata.Type, "nodsn"), err: "postgres::dsn is required"},
+		{id: component.NewIDWithName(metadata.Type, "baddsn"), err: "postgres::dsn is not a valid PostgreSQL URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id.String(), func(t *testing.T) {

@@ -2,14 +2,17 @@ package definitionsextension // import "github.com/custommetrics/bundle/extensio
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/pgdefinitions"
 	"github.com/custommetrics/bundle/internal/storageclient"
 )
 
@@ -18,6 +21,8 @@ type definitionsExtension struct {
 	settings extension.Settings
 
 	client   storage.Client
+	shared   *pgdefinitions.Backend
+	pool     *pgxpool.Pool
 	registry *definitions.Registry
 }
 
@@ -31,6 +36,9 @@ func (e *definitionsExtension) Start(ctx context.Context, host component.Host) e
 	opts := []definitions.Option{
 		definitions.WithMaxPerTenant(e.cfg.MaxDefinitionsPerTenant),
 		definitions.WithLogger(e.settings.Logger),
+	}
+	if e.cfg.Postgres != nil {
+		return e.startShared(ctx, opts)
 	}
 	if e.cfg.Storage == nil {
 		e.settings.Logger.Warn("No storage configured: definitions are kept in memory and lost on restart. Set 'storage' to a storage extension such as file_storage.")
@@ -56,7 +64,34 @@ func (e *definitionsExtension) Start(ctx context.Context, host component.Host) e
 	return nil
 }
 
+// startShared keeps the registry in the configured PostgreSQL database.
+func (e *definitionsExtension) startShared(ctx context.Context, opts []definitions.Option) error {
+	pcfg, err := pgxpool.ParseConfig(string(e.cfg.Postgres.DSN))
+	if err != nil {
+		return errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("connecting to the definitions database: %w", err)
+	}
+	b, err := pgdefinitions.New(ctx, pool, e.settings.Logger)
+	if err != nil {
+		pool.Close()
+		return err
+	}
+	e.pool, e.shared = pool, b
+	e.registry = definitions.NewRegistry(b, opts...)
+	e.settings.Logger.Info("Definitions registry started on a shared PostgreSQL database",
+		zap.String("host", pcfg.ConnConfig.Host), zap.String("database", pcfg.ConnConfig.Database),
+		zap.Int("max_definitions_per_tenant", e.cfg.MaxDefinitionsPerTenant))
+	return nil
+}
+
 func (e *definitionsExtension) Shutdown(ctx context.Context) error {
+	if e.shared != nil {
+		e.shared.Close()
+		e.pool.Close()
+	}
 	if e.client != nil {
 		return e.client.Close(ctx)
 	}

@@ -9,11 +9,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/extension/extensiontest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 
 	"github.com/custommetrics/bundle/extension/definitionsextension/internal/metadata"
 	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/pgserver"
 )
 
 type host struct {
@@ -104,4 +106,37 @@ func TestQuotaFromConfig(t *testing.T) {
 	require.NoError(t, create("A", definitions.KindLaunchDarklyMetric, "p/a2"))
 	assert.ErrorIs(t, create("A", definitions.KindEmbraceMetric, "app/a3"), definitions.ErrQuota)
 	require.NoError(t, create("B", definitions.KindEmbraceMetric, "app/b1"))
+}
+
+// With postgres, two collectors' extensions share one registry: a create on
+// one is read on the other at once, and the same name cannot be created twice.
+func TestSharedPostgresRegistry(t *testing.T) {
+	ctx := context.Background()
+	srv, err := pgserver.Start(pgserver.Options{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Remove)
+	dsn := srv.DSN("postgres")
+	var regs []*definitions.Registry
+	for range 2 {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Postgres = &PostgresConfig{DSN: configopaque.String(dsn)}
+		require.NoError(t, cfg.Validate())
+		e, err := NewFactory().Create(ctx, extensiontest.NewNopSettings(metadata.Type), cfg)
+		require.NoError(t, err)
+		require.NoError(t, e.Start(ctx, componenttest.NewNopHost()))
+		t.Cleanup(func() { require.NoError(t, e.Shutdown(ctx)) })
+		regs = append(regs, e.(definitions.Provider).Registry())
+	}
+	c0, err := definitions.CollectionOf[metric](ctx, regs[0], definitions.KindThreatConnectMetric, "acme")
+	require.NoError(t, err)
+	_, err = c0.Create(ctx, "m", func(id int64) (metric, error) { return metric{ID: id, Name: "m"}, nil })
+	require.NoError(t, err)
+
+	c1, err := definitions.CollectionOf[metric](ctx, regs[1], definitions.KindThreatConnectMetric, "acme")
+	require.NoError(t, err)
+	got, ok := c1.Get("m")
+	require.True(t, ok)
+	assert.Equal(t, metric{ID: 1, Name: "m"}, got)
+	_, err = c1.Create(ctx, "m", func(id int64) (metric, error) { return metric{ID: id, Name: "m"}, nil })
+	assert.ErrorIs(t, err, definitions.ErrExists)
 }

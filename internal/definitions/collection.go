@@ -91,6 +91,12 @@ type Collection[T any] struct {
 	reg    *Registry
 	kind   Kind
 	tenant string
+	// b is where the collection reads and writes: the registry's backend,
+	// or the transaction of a change on a shared backend (see inTx).
+	b Backend
+	// version is the shared backend's version of the collection that this
+	// copy reflects (0 without a shared backend).
+	version uint64
 
 	mu    sync.RWMutex
 	meta  meta
@@ -100,12 +106,12 @@ type Collection[T any] struct {
 }
 
 func newCollection[T any](r *Registry, k Kind, tenant string) *Collection[T] {
-	return &Collection[T]{reg: r, kind: k, tenant: tenant, meta: meta{NextSeq: 1}, index: map[string]*entry[T]{}}
+	return &Collection[T]{reg: r, kind: k, tenant: tenant, b: r.backend, meta: meta{NextSeq: 1}, index: map[string]*entry[T]{}}
 }
 
 // load reads the collection from the backend, migrating the previous layout first.
 func (c *Collection[T]) load(ctx context.Context) error {
-	m, ok, _, err := c.reg.migrate(ctx, c.kind, c.tenant)
+	m, ok, _, err := c.reg.migrate(ctx, c.b, c.kind, c.tenant)
 	if err != nil || !ok {
 		return err
 	}
@@ -116,7 +122,7 @@ func (c *Collection[T]) load(ctx context.Context) error {
 		for seq := from; seq < min(from+loadBatch, m.NextSeq); seq++ {
 			ops = append(ops, storage.GetOperation(itemKey(c.kind, c.tenant, seq)))
 		}
-		if err := c.reg.backend.Batch(ctx, ops...); err != nil {
+		if err := c.b.Batch(ctx, ops...); err != nil {
 			return c.reg.unavailable("loading "+string(c.kind)+" definitions", err)
 		}
 		for i, op := range ops {
@@ -199,13 +205,20 @@ func (c *Collection[T]) Keys() []string {
 // fresh ID. It fails with ErrExists when key is taken and with ErrQuota when
 // the tenant is at its quota, in both cases without calling build.
 func (c *Collection[T]) Create(ctx context.Context, key string, build func(id int64) (T, error)) (T, error) {
+	if c.reg.shared != nil {
+		return c.inTx(ctx, func(cp *Collection[T]) (T, error) { return cp.create(ctx, key, build) })
+	}
+	return c.create(ctx, key, build)
+}
+
+func (c *Collection[T]) create(ctx context.Context, key string, build func(id int64) (T, error)) (T, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var zero T
 	if _, ok := c.index[key]; ok {
 		return zero, ErrExists
 	}
-	u, err := c.reg.lockUsage(ctx, c.tenant)
+	u, err := c.reg.lockUsage(ctx, c.b, c.tenant)
 	if err != nil {
 		return zero, err
 	}
@@ -228,6 +241,13 @@ func (c *Collection[T]) Create(ctx context.Context, key string, build func(id in
 // that would create a definition fails with ErrQuota when the tenant is at
 // its quota.
 func (c *Collection[T]) Put(ctx context.Context, key string, update func(cur T, exists bool) (T, error)) (T, error) {
+	if c.reg.shared != nil {
+		return c.inTx(ctx, func(cp *Collection[T]) (T, error) { return cp.put(ctx, key, update) })
+	}
+	return c.put(ctx, key, update)
+}
+
+func (c *Collection[T]) put(ctx context.Context, key string, update func(cur T, exists bool) (T, error)) (T, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var zero, cur T
@@ -244,7 +264,7 @@ func (c *Collection[T]) Put(ctx context.Context, key string, update func(cur T, 
 		if err != nil {
 			return zero, fmt.Errorf("definitions: encoding a %s definition: %w", c.kind, err)
 		}
-		if err := c.reg.batch(ctx, "replacing a "+string(c.kind)+" definition",
+		if err := c.reg.batch(ctx, c.b, "replacing a "+string(c.kind)+" definition",
 			storage.SetOperation(itemKey(c.kind, c.tenant, e.seq), raw)); err != nil {
 			return zero, err
 		}
@@ -252,7 +272,7 @@ func (c *Collection[T]) Put(ctx context.Context, key string, update func(cur T, 
 		c.reg.version.Add(1)
 		return item, nil
 	}
-	u, err := c.reg.lockUsage(ctx, c.tenant)
+	u, err := c.reg.lockUsage(ctx, c.b, c.tenant)
 	if err != nil {
 		return zero, err
 	}
@@ -278,10 +298,10 @@ func (c *Collection[T]) insert(ctx context.Context, u *tenantUsage, key string, 
 	metaRaw, _ := json.Marshal(next)
 	// Record the tenant before its first definition, so that a failed
 	// index write changes nothing and Tenants never misses a collection.
-	if err := c.reg.noteTenant(ctx, c.kind, c.tenant); err != nil {
+	if err := c.reg.noteTenant(ctx, c.b, c.kind, c.tenant); err != nil {
 		return err
 	}
-	if err := c.reg.batch(ctx, "creating a "+string(c.kind)+" definition",
+	if err := c.reg.batch(ctx, c.b, "creating a "+string(c.kind)+" definition",
 		storage.SetOperation(itemKey(c.kind, c.tenant, seq), raw),
 		storage.SetOperation(metaKey(c.kind, c.tenant), metaRaw),
 		u.setOperation(c.tenant, u.count+1),
@@ -299,6 +319,13 @@ func (c *Collection[T]) insert(ctx context.Context, u *tenantUsage, key string, 
 
 // Delete removes the definition under key and returns it.
 func (c *Collection[T]) Delete(ctx context.Context, key string) (T, error) {
+	if c.reg.shared != nil {
+		return c.inTx(ctx, func(cp *Collection[T]) (T, error) { return cp.delete(ctx, key) })
+	}
+	return c.delete(ctx, key)
+}
+
+func (c *Collection[T]) delete(ctx context.Context, key string) (T, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var zero T
@@ -306,12 +333,12 @@ func (c *Collection[T]) Delete(ctx context.Context, key string) (T, error) {
 	if !ok {
 		return zero, ErrNotFound
 	}
-	u, err := c.reg.lockUsage(ctx, c.tenant)
+	u, err := c.reg.lockUsage(ctx, c.b, c.tenant)
 	if err != nil {
 		return zero, err
 	}
 	defer u.mu.Unlock()
-	if err := c.reg.batch(ctx, "deleting a "+string(c.kind)+" definition",
+	if err := c.reg.batch(ctx, c.b, "deleting a "+string(c.kind)+" definition",
 		storage.DeleteOperation(itemKey(c.kind, c.tenant, e.seq)),
 		u.setOperation(c.tenant, max(u.count-1, 0)),
 	); err != nil {

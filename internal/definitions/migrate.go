@@ -40,7 +40,7 @@ func (r *Registry) Migrate(ctx context.Context) (int, error) {
 			_, loaded := r.collections[collectionPrefix(k, t)]
 			n := 0
 			if !loaded {
-				_, _, n, err = r.migrate(ctx, k, t)
+				_, _, n, err = r.migrate(ctx, r.backend, k, t)
 			}
 			r.mu.Unlock()
 			if err != nil {
@@ -55,10 +55,10 @@ func (r *Registry) Migrate(ctx context.Context) (int, error) {
 // migrate returns the meta of collection (k, tenant) and whether it is
 // stored, after moving it from the previous layout when only that one holds
 // it; n is the number of definitions moved. Callers hold r.mu and have not
-// loaded the collection.
-func (r *Registry) migrate(ctx context.Context, k Kind, tenant string) (m meta, ok bool, n int, err error) {
+// loaded the collection. It reads and writes through b.
+func (r *Registry) migrate(ctx context.Context, b Backend, k Kind, tenant string) (m meta, ok bool, n int, err error) {
 	getMeta, getLegacy := storage.GetOperation(metaKey(k, tenant)), storage.GetOperation(legacyKey(k, tenant))
-	if err := r.batch(ctx, "loading "+string(k)+" definitions", getMeta, getLegacy); err != nil {
+	if err := r.batch(ctx, b, "loading "+string(k)+" definitions", getMeta, getLegacy); err != nil {
 		return meta{}, false, 0, err
 	}
 	if getMeta.Value != nil {
@@ -83,10 +83,10 @@ func (r *Registry) migrate(ctx context.Context, k Kind, tenant string) (m meta, 
 		return meta{}, false, 0, fmt.Errorf("definitions: %s is corrupt: %d items, %d keys", getLegacy.Key, len(old.Items), len(old.Keys))
 	}
 	// Collections written before the tenant index existed join it now.
-	if err := r.noteTenant(ctx, k, tenant); err != nil {
+	if err := r.noteTenant(ctx, b, k, tenant); err != nil {
 		return meta{}, false, 0, err
 	}
-	u, err := r.lockUsage(ctx, tenant)
+	u, err := r.lockUsage(ctx, b, tenant)
 	if err != nil {
 		return meta{}, false, 0, err
 	}
@@ -116,7 +116,7 @@ func (r *Registry) migrate(ctx context.Context, k Kind, tenant string) (m meta, 
 		u.setOperation(tenant, u.count+n),
 		storage.DeleteOperation(legacyKey(k, tenant)),
 	)
-	if err := r.batch(ctx, "migrating "+string(k)+" definitions", ops...); err != nil {
+	if err := r.batch(ctx, b, "migrating "+string(k)+" definitions", ops...); err != nil {
 		return meta{}, false, 0, err
 	}
 	u.count += n

@@ -16,6 +16,7 @@ import (
 // Registry gives access to the definition collections of every kind and tenant.
 type Registry struct {
 	backend      Backend
+	shared       SharedBackend // backend, when several collectors share it; nil otherwise
 	maxPerTenant int
 	logger       *zap.Logger
 
@@ -51,6 +52,12 @@ func NewRegistry(backend Backend, opts ...Option) *Registry {
 	for _, o := range opts {
 		o(r)
 	}
+	if s, ok := backend.(SharedBackend); ok {
+		r.shared = s
+		// Other collectors' changes move Version too, so that derived state
+		// (the aggregate processor's Embrace definitions) follows them.
+		s.OnChange(func() { r.version.Add(1) })
+	}
 	return r
 }
 
@@ -72,23 +79,47 @@ var Kinds = []Kind{KindThreatConnectMetric, KindBigFixDocument, KindLaunchDarkly
 
 // CollectionOf returns the collection of kind k for tenant, loading it from the
 // backend on first use. All calls with the same (k, tenant) must use the same T.
+//
+// With a SharedBackend it first asks the backend for the collection's
+// version and reloads the collection when another collector changed it, so
+// that the answer holds every change committed before the call.
 func CollectionOf[T any](ctx context.Context, r *Registry, k Kind, tenant string) (*Collection[T], error) {
 	key := collectionPrefix(k, tenant)
+	var version uint64
+	if r.shared != nil {
+		v, err := r.shared.Version(ctx, key)
+		if err != nil {
+			return nil, r.unavailable("checking "+string(k)+" definitions for changes", err)
+		}
+		version = v
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c, ok := r.collections[key]; ok {
-		typed, ok := c.(*Collection[T])
-		if !ok {
-			return nil, fmt.Errorf("definitions: collection %q used with two types", key)
-		}
-		return typed, nil
+	cur, err := cachedCollection[T](r, key)
+	if err != nil || (cur != nil && cur.version >= version) {
+		return cur, err
 	}
 	c := newCollection[T](r, k, tenant)
+	c.version = version // read before loading: a change meanwhile makes the next call reload
 	if err := c.load(ctx); err != nil {
 		return nil, err
 	}
 	r.collections[key] = c
 	return c, nil
+}
+
+// cachedCollection returns the collection in memory under key, or nil.
+// Callers hold r.mu.
+func cachedCollection[T any](r *Registry, key string) (*Collection[T], error) {
+	c, ok := r.collections[key]
+	if !ok {
+		return nil, nil
+	}
+	typed, ok := c.(*Collection[T])
+	if !ok {
+		return nil, fmt.Errorf("definitions: collection %q used with two types", key)
+	}
+	return typed, nil
 }
 
 // Provider is implemented by the extension that owns the Registry; components
@@ -108,9 +139,9 @@ func (r *Registry) Backend() Backend { return r.backend }
 // visible to readers before Version moves past it.
 func (r *Registry) Version() uint64 { return r.version.Load() }
 
-// batch applies ops in one storage transaction.
-func (r *Registry) batch(ctx context.Context, op string, ops ...*storage.Operation) error {
-	if err := r.backend.Batch(ctx, ops...); err != nil {
+// batch applies ops in one storage transaction of b.
+func (r *Registry) batch(ctx context.Context, b Backend, op string, ops ...*storage.Operation) error {
+	if err := b.Batch(ctx, ops...); err != nil {
 		return r.unavailable(op, err)
 	}
 	return nil
@@ -141,9 +172,10 @@ func (u *tenantUsage) setOperation(tenant string, count int) *storage.Operation 
 	return storage.SetOperation(usageKey(tenant), raw)
 }
 
-// lockUsage returns tenant's usage, loaded and locked. Lock order:
-// Collection.mu, then tenantUsage.mu, then Registry.tenantsMu.
-func (r *Registry) lockUsage(ctx context.Context, tenant string) (*tenantUsage, error) {
+// lockUsage returns tenant's usage, loaded (through b) and locked. With a
+// shared backend it is read anew each time (other collectors change it).
+// Lock order: Collection.mu, then tenantUsage.mu, then Registry.tenantsMu.
+func (r *Registry) lockUsage(ctx context.Context, b Backend, tenant string) (*tenantUsage, error) {
 	r.usageMu.Lock()
 	u, ok := r.usage[tenant]
 	if !ok {
@@ -152,8 +184,8 @@ func (r *Registry) lockUsage(ctx context.Context, tenant string) (*tenantUsage, 
 	}
 	r.usageMu.Unlock()
 	u.mu.Lock()
-	if !u.loaded {
-		raw, err := r.backend.Get(ctx, usageKey(tenant))
+	if !u.loaded || r.shared != nil {
+		raw, err := b.Get(ctx, usageKey(tenant))
 		if err != nil {
 			u.mu.Unlock()
 			return nil, r.unavailable("loading the tenant's definitions count", err)
@@ -180,7 +212,7 @@ func (r *Registry) checkQuota(u *tenantUsage) error {
 
 // Usage returns how many definitions tenant holds, all kinds together.
 func (r *Registry) Usage(ctx context.Context, tenant string) (int, error) {
-	u, err := r.lockUsage(ctx, tenant)
+	u, err := r.lockUsage(ctx, r.backend, tenant)
 	if err != nil {
 		return 0, err
 	}
@@ -190,15 +222,16 @@ func (r *Registry) Usage(ctx context.Context, tenant string) (int, error) {
 
 func tenantsKey(k Kind) string { return fmt.Sprintf("definitions-tenants/%s", k) }
 
-// loadTenants returns the tenant index of kind k. Callers hold r.tenantsMu.
-func (r *Registry) loadTenants(ctx context.Context, k Kind) (map[string]bool, error) {
+// loadTenants returns the tenant index of kind k, read through b (anew each
+// time with a shared backend). Callers hold r.tenantsMu.
+func (r *Registry) loadTenants(ctx context.Context, b Backend, k Kind) (map[string]bool, error) {
 	if r.tenants == nil {
 		r.tenants = map[Kind]map[string]bool{}
 	}
-	if set, ok := r.tenants[k]; ok {
+	if set, ok := r.tenants[k]; ok && r.shared == nil {
 		return set, nil
 	}
-	raw, err := r.backend.Get(ctx, tenantsKey(k))
+	raw, err := b.Get(ctx, tenantsKey(k))
 	if err != nil {
 		return nil, r.unavailable("loading the tenants of "+string(k)+" definitions", err)
 	}
@@ -216,11 +249,11 @@ func (r *Registry) loadTenants(ctx context.Context, k Kind) (map[string]bool, er
 	return set, nil
 }
 
-// noteTenant adds tenant to the persisted index of kind k when it is new.
-func (r *Registry) noteTenant(ctx context.Context, k Kind, tenant string) error {
+// noteTenant adds tenant to the persisted index of kind k (through b) when it is new.
+func (r *Registry) noteTenant(ctx context.Context, b Backend, k Kind, tenant string) error {
 	r.tenantsMu.Lock()
 	defer r.tenantsMu.Unlock()
-	set, err := r.loadTenants(ctx, k)
+	set, err := r.loadTenants(ctx, b, k)
 	if err != nil {
 		return err
 	}
@@ -237,7 +270,7 @@ func (r *Registry) noteTenant(ctx context.Context, k Kind, tenant string) error 
 	if err != nil {
 		return fmt.Errorf("definitions: encoding %s: %w", tenantsKey(k), err)
 	}
-	if err := r.backend.Set(ctx, tenantsKey(k), raw); err != nil {
+	if err := b.Set(ctx, tenantsKey(k), raw); err != nil {
 		return r.unavailable("recording a tenant of "+string(k)+" definitions", err)
 	}
 	set[tenant] = true
@@ -251,7 +284,7 @@ func (r *Registry) noteTenant(ctx context.Context, k Kind, tenant string) error 
 func (r *Registry) Tenants(ctx context.Context, k Kind) ([]string, error) {
 	r.tenantsMu.Lock()
 	defer r.tenantsMu.Unlock()
-	set, err := r.loadTenants(ctx, k)
+	set, err := r.loadTenants(ctx, r.backend, k)
 	if err != nil {
 		return nil, err
 	}

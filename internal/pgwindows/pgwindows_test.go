@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 
@@ -16,39 +15,19 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
-	"github.com/custommetrics/bundle/internal/pgserver"
+	"github.com/custommetrics/bundle/internal/pgserver/pgtest"
 )
 
-var server struct {
-	once sync.Once
-	srv  *pgserver.Server
-	err  error
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// TestMain removes the one private PostgreSQL server the tests share.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if server.srv != nil {
-		server.srv.Remove()
-	}
-	os.Exit(code)
-}
-
-// newStore returns a Store on database db of the shared server (created when
-// missing); each call has its own pool, as each collector would.
+// newStore returns a Store on database db (created when missing); each call
+// has its own pool, as each collector would.
 func newStore(t testing.TB, db string) *Store {
 	t.Helper()
-	server.once.Do(func() { server.srv, server.err = pgserver.Start(pgserver.Options{}) })
-	require.NoError(t, server.err)
-	ctx := context.Background()
-	admin, err := pgxpool.New(ctx, server.srv.DSN("postgres"))
-	require.NoError(t, err)
-	defer admin.Close()
-	_, _ = admin.Exec(ctx, "CREATE DATABASE "+db)
-	pool, err := pgxpool.New(ctx, server.srv.DSN(db))
+	pool, err := pgxpool.New(context.Background(), pgtest.DSN(t, db))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	s, err := New(ctx, pool)
+	s, err := New(context.Background(), pool)
 	require.NoError(t, err)
 	return s
 }

@@ -1,0 +1,262 @@
+// Package pgdefinitions keeps the definitions registry (internal/definitions)
+// in PostgreSQL, shared by any number of collectors: it implements
+// definitions.SharedBackend with row locks, version counters and
+// LISTEN/NOTIFY, so that a definition created, changed or deleted on one
+// collector is seen by every other at once.
+//
+// Tables:
+//
+//	definitions          key text PRIMARY KEY, value bytea    the registry's documents (its own key layout)
+//	definition_versions  name text PRIMARY KEY, version int8  one lock per name the registry locks,
+//	                                                          with the number of changes made under it
+//
+// Every committed Update sends NOTIFY custommetrics_definitions.
+package pgdefinitions // import "github.com/custommetrics/bundle/internal/pgdefinitions"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/definitions"
+)
+
+const schema = `CREATE TABLE IF NOT EXISTS definitions (
+  key text PRIMARY KEY,
+  value bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS definition_versions (
+  name text PRIMARY KEY,
+  version int8 NOT NULL
+)`
+
+// channel is the NOTIFY channel of committed changes.
+const channel = "custommetrics_definitions"
+
+// Backend is a definitions.SharedBackend on a PostgreSQL database.
+type Backend struct {
+	pool   *pgxpool.Pool
+	logger *zap.Logger
+
+	mu       sync.Mutex
+	onChange []func()
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+var _ definitions.SharedBackend = (*Backend)(nil)
+
+// New creates the tables when missing and starts listening for other
+// collectors' changes; Close stops it.
+func New(ctx context.Context, pool *pgxpool.Pool, logger *zap.Logger) (*Backend, error) {
+	// Collectors starting together race to create the tables; the lock
+	// makes the second wait instead of failing on a duplicate type.
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('custommetrics_definitions_schema'))"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, schema)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pgdefinitions: creating the tables: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	b := &Backend{pool: pool, logger: logger, cancel: cancel, done: make(chan struct{})}
+	go b.listen(lctx)
+	return b, nil
+}
+
+// Close stops listening; it does not close the pool.
+func (b *Backend) Close() {
+	b.cancel()
+	<-b.done
+}
+
+// Get implements definitions.Backend.
+func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
+	op := storage.GetOperation(key)
+	err := b.Batch(ctx, op)
+	return op.Value, err
+}
+
+// Set implements definitions.Backend.
+func (b *Backend) Set(ctx context.Context, key string, value []byte) error {
+	return b.Batch(ctx, storage.SetOperation(key, value))
+}
+
+// Delete implements definitions.Backend.
+func (b *Backend) Delete(ctx context.Context, key string) error {
+	return b.Batch(ctx, storage.DeleteOperation(key))
+}
+
+// Batch implements definitions.Backend: the operations apply in order, in
+// one transaction.
+func (b *Backend) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return apply(ctx, tx, ops) })
+}
+
+func apply(ctx context.Context, tx pgx.Tx, ops []*storage.Operation) error {
+	for _, op := range ops {
+		switch op.Type {
+		case storage.Get:
+			op.Value = nil
+			err := tx.QueryRow(ctx, "SELECT value FROM definitions WHERE key = $1", op.Key).Scan(&op.Value)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		case storage.Set:
+			if _, err := tx.Exec(ctx, `INSERT INTO definitions (key, value) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value`, op.Key, op.Value); err != nil {
+				return err
+			}
+		case storage.Delete:
+			if _, err := tx.Exec(ctx, "DELETE FROM definitions WHERE key = $1", op.Key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// txBackend reads and writes inside one Update's transaction.
+type txBackend struct{ tx pgx.Tx }
+
+func (t txBackend) Get(ctx context.Context, key string) ([]byte, error) {
+	op := storage.GetOperation(key)
+	err := t.Batch(ctx, op)
+	return op.Value, err
+}
+
+func (t txBackend) Set(ctx context.Context, key string, value []byte) error {
+	return t.Batch(ctx, storage.SetOperation(key, value))
+}
+
+func (t txBackend) Delete(ctx context.Context, key string) error {
+	return t.Batch(ctx, storage.DeleteOperation(key))
+}
+
+func (t txBackend) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	return apply(ctx, t.tx, ops)
+}
+
+// Version implements definitions.SharedBackend.
+func (b *Backend) Version(ctx context.Context, name string) (uint64, error) {
+	var v int64
+	err := b.pool.QueryRow(ctx, "SELECT version FROM definition_versions WHERE name = $1", name).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(v), err
+}
+
+// Update implements definitions.SharedBackend. Locks are taken in name
+// order, so concurrent Updates cannot deadlock.
+func (b *Backend) Update(ctx context.Context, names []string, fn func(tx definitions.Backend, versions []uint64) error) ([]uint64, error) {
+	sorted := slices.Clone(names)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	held := make(map[string]uint64, len(sorted))
+	var fnErr error
+	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		for _, name := range sorted {
+			if _, err := tx.Exec(ctx, "INSERT INTO definition_versions (name, version) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", name); err != nil {
+				return err
+			}
+			var v int64
+			if err := tx.QueryRow(ctx, "SELECT version FROM definition_versions WHERE name = $1 FOR UPDATE", name).Scan(&v); err != nil {
+				return err
+			}
+			held[name] = uint64(v)
+		}
+		before := make([]uint64, len(names))
+		for i, name := range names {
+			before[i] = held[name]
+		}
+		if fnErr = fn(txBackend{tx}, before); fnErr != nil {
+			return fnErr
+		}
+		if _, err := tx.Exec(ctx, "UPDATE definition_versions SET version = version + 1 WHERE name = ANY($1)", sorted); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", channel)
+		return err
+	})
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	after := make([]uint64, len(names))
+	for i, name := range names {
+		after[i] = held[name] + 1
+	}
+	return after, nil
+}
+
+// OnChange implements definitions.SharedBackend.
+func (b *Backend) OnChange(fn func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.onChange = append(b.onChange, fn)
+}
+
+func (b *Backend) changed() {
+	b.mu.Lock()
+	fns := slices.Clone(b.onChange)
+	b.mu.Unlock()
+	for _, fn := range fns {
+		fn()
+	}
+}
+
+// listen calls the OnChange functions for every notification, on a
+// connection of its own. After a lost connection it reconnects and calls
+// them once, for the notifications it may have missed meanwhile.
+func (b *Backend) listen(ctx context.Context) {
+	defer close(b.done)
+	for backoff := 100 * time.Millisecond; ctx.Err() == nil; {
+		err := b.listenOnce(ctx, func() { backoff = 100 * time.Millisecond })
+		if ctx.Err() != nil {
+			return
+		}
+		b.logger.Warn("Listening for definition changes of other collectors failed; reconnecting", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		b.changed()
+	}
+}
+
+func (b *Backend) listenOnce(ctx context.Context, connected func()) error {
+	pc, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The listening connection leaves the pool: nobody else may use it.
+	conn := pc.Hijack()
+	defer func() { _ = conn.Close(context.Background()) }()
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
+		return err
+	}
+	connected()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		b.changed()
+	}
+}
