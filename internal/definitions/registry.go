@@ -101,7 +101,19 @@ func CollectionOf[T any](ctx context.Context, r *Registry, k Kind, tenant string
 	}
 	c := newCollection[T](r, k, tenant)
 	c.version = version // read before loading: a change meanwhile makes the next call reload
-	if err := c.load(ctx); err != nil {
+	if r.shared != nil {
+		// No lock of this process is held while a shared backend works: a
+		// change holding the database's locks may be waiting for it.
+		r.mu.Unlock()
+		err = c.load(ctx)
+		r.mu.Lock()
+		if err != nil {
+			return nil, err
+		}
+		if cur, err := cachedCollection[T](r, key); err != nil || (cur != nil && cur.version >= c.version) {
+			return cur, err
+		}
+	} else if err := c.load(ctx); err != nil {
 		return nil, err
 	}
 	r.collections[key] = c
@@ -176,6 +188,18 @@ func (u *tenantUsage) setOperation(tenant string, count int) *storage.Operation 
 // shared backend it is read anew each time (other collectors change it).
 // Lock order: Collection.mu, then tenantUsage.mu, then Registry.tenantsMu.
 func (r *Registry) lockUsage(ctx context.Context, b Backend, tenant string) (*tenantUsage, error) {
+	if r.shared != nil {
+		// The database's lock on the usage record (see inTx) is what
+		// serializes changes; a private copy keeps this process's locks out
+		// of the database's waits.
+		u := &tenantUsage{}
+		u.mu.Lock()
+		if err := r.readUsage(ctx, b, tenant, u); err != nil {
+			u.mu.Unlock()
+			return nil, err
+		}
+		return u, nil
+	}
 	r.usageMu.Lock()
 	u, ok := r.usage[tenant]
 	if !ok {
@@ -184,22 +208,29 @@ func (r *Registry) lockUsage(ctx context.Context, b Backend, tenant string) (*te
 	}
 	r.usageMu.Unlock()
 	u.mu.Lock()
-	if !u.loaded || r.shared != nil {
-		raw, err := b.Get(ctx, usageKey(tenant))
-		if err != nil {
+	if !u.loaded {
+		if err := r.readUsage(ctx, b, tenant, u); err != nil {
 			u.mu.Unlock()
-			return nil, r.unavailable("loading the tenant's definitions count", err)
+			return nil, err
 		}
-		var doc usageDoc
-		if len(raw) > 0 {
-			if err := json.Unmarshal(raw, &doc); err != nil {
-				u.mu.Unlock()
-				return nil, fmt.Errorf("definitions: %s is corrupt: %w", usageKey(tenant), err)
-			}
-		}
-		u.count, u.loaded = doc.Count, true
 	}
 	return u, nil
+}
+
+// readUsage loads u from b.
+func (r *Registry) readUsage(ctx context.Context, b Backend, tenant string, u *tenantUsage) error {
+	raw, err := b.Get(ctx, usageKey(tenant))
+	if err != nil {
+		return r.unavailable("loading the tenant's definitions count", err)
+	}
+	var doc usageDoc
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return fmt.Errorf("definitions: %s is corrupt: %w", usageKey(tenant), err)
+		}
+	}
+	u.count, u.loaded = doc.Count, true
+	return nil
 }
 
 // checkQuota fails with ErrQuota when a tenant at u may not create one more definition.
@@ -223,14 +254,27 @@ func (r *Registry) Usage(ctx context.Context, tenant string) (int, error) {
 func tenantsKey(k Kind) string { return fmt.Sprintf("definitions-tenants/%s", k) }
 
 // loadTenants returns the tenant index of kind k, read through b (anew each
-// time with a shared backend). Callers hold r.tenantsMu.
+// time with a shared backend). Callers hold lockTenants().
 func (r *Registry) loadTenants(ctx context.Context, b Backend, k Kind) (map[string]bool, error) {
+	if r.shared != nil {
+		return r.readTenants(ctx, b, k)
+	}
+	if set, ok := r.tenants[k]; ok {
+		return set, nil
+	}
+	set, err := r.readTenants(ctx, b, k)
+	if err != nil {
+		return nil, err
+	}
 	if r.tenants == nil {
 		r.tenants = map[Kind]map[string]bool{}
 	}
-	if set, ok := r.tenants[k]; ok && r.shared == nil {
-		return set, nil
-	}
+	r.tenants[k] = set
+	return set, nil
+}
+
+// readTenants reads the tenant index of kind k from b.
+func (r *Registry) readTenants(ctx context.Context, b Backend, k Kind) (map[string]bool, error) {
 	raw, err := b.Get(ctx, tenantsKey(k))
 	if err != nil {
 		return nil, r.unavailable("loading the tenants of "+string(k)+" definitions", err)
@@ -245,14 +289,12 @@ func (r *Registry) loadTenants(ctx context.Context, b Backend, k Kind) (map[stri
 	for _, t := range list {
 		set[t] = true
 	}
-	r.tenants[k] = set
 	return set, nil
 }
 
 // noteTenant adds tenant to the persisted index of kind k (through b) when it is new.
 func (r *Registry) noteTenant(ctx context.Context, b Backend, k Kind, tenant string) error {
-	r.tenantsMu.Lock()
-	defer r.tenantsMu.Unlock()
+	defer r.lockTenants()()
 	set, err := r.loadTenants(ctx, b, k)
 	if err != nil {
 		return err
@@ -273,8 +315,21 @@ func (r *Registry) noteTenant(ctx context.Context, b Backend, k Kind, tenant str
 	if err := b.Set(ctx, tenantsKey(k), raw); err != nil {
 		return r.unavailable("recording a tenant of "+string(k)+" definitions", err)
 	}
-	set[tenant] = true
+	if r.shared == nil {
+		set[tenant] = true
+	}
 	return nil
+}
+
+// lockTenants locks the cached tenant index and returns its unlock. With a
+// shared backend nothing is cached (see loadTenants) and nothing is locked:
+// the database's lock on the index (see inTx) serializes changes.
+func (r *Registry) lockTenants() (unlock func()) {
+	if r.shared != nil {
+		return func() {}
+	}
+	r.tenantsMu.Lock()
+	return r.tenantsMu.Unlock
 }
 
 // Tenants returns, sorted, the tenants that have ever stored a definition of
@@ -282,8 +337,7 @@ func (r *Registry) noteTenant(ctx context.Context, b Backend, k Kind, tenant str
 // Collections written before the index existed are not listed until they are
 // first loaded (CollectionOf), which migrates them.
 func (r *Registry) Tenants(ctx context.Context, k Kind) ([]string, error) {
-	r.tenantsMu.Lock()
-	defer r.tenantsMu.Unlock()
+	defer r.lockTenants()()
 	set, err := r.loadTenants(ctx, r.backend, k)
 	if err != nil {
 		return nil, err

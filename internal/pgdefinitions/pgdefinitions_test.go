@@ -30,11 +30,11 @@ type metric struct {
 
 const kind = definitions.KindThreatConnectMetric
 
-// collectors returns n registries on database db, each with its own pool
+// collectors returns n registries on a new database, each with its own pool
 // and backend, as n collectors would have.
-func collectors(t *testing.T, db string, n int, opts ...definitions.Option) []*definitions.Registry {
+func collectors(t *testing.T, n int, opts ...definitions.Option) []*definitions.Registry {
 	t.Helper()
-	dsn := pgtest.DSN(t, db)
+	dsn := pgtest.NewDatabase(t)
 	regs := make([]*definitions.Registry, n)
 	for i := range regs {
 		pool, err := pgxpool.New(context.Background(), dsn)
@@ -65,7 +65,7 @@ func create(r *definitions.Registry, tenant, name string) (metric, error) {
 // A change on one collector is in the next read of every other, with no
 // wait; IDs stay unique across collectors.
 func TestChangesAreVisibleEverywhereAtOnce(t *testing.T) {
-	regs := collectors(t, "visible", 3)
+	regs := collectors(t, 3)
 	ids := map[int64]bool{}
 	for i := range 9 {
 		m, err := create(regs[i%3], "acme", fmt.Sprintf("m%d", i))
@@ -91,7 +91,7 @@ func TestChangesAreVisibleEverywhereAtOnce(t *testing.T) {
 
 // Concurrent creates of one name on several collectors: exactly one wins.
 func TestConcurrentCreatesHaveOneWinner(t *testing.T) {
-	regs := collectors(t, "race", 3)
+	regs := collectors(t, 3)
 	for round := range 5 {
 		name := fmt.Sprintf("contested%d", round)
 		var wins, exists atomic.Int32
@@ -123,7 +123,7 @@ func TestConcurrentCreatesHaveOneWinner(t *testing.T) {
 // Read-modify-write changes (a LaunchDarkly patch) on several collectors
 // never lose one: the version counts every successful change.
 func TestConcurrentPatchesAreAtomic(t *testing.T) {
-	regs := collectors(t, "patch", 3)
+	regs := collectors(t, 3)
 	_, err := create(regs[0], "acme", "flag")
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -155,7 +155,7 @@ func TestConcurrentPatchesAreAtomic(t *testing.T) {
 
 // A tenant's quota holds across collectors.
 func TestQuotaHoldsAcrossCollectors(t *testing.T) {
-	regs := collectors(t, "quota", 3, definitions.WithMaxPerTenant(5))
+	regs := collectors(t, 3, definitions.WithMaxPerTenant(5))
 	var wins, quota atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 15 {
@@ -181,7 +181,7 @@ func TestQuotaHoldsAcrossCollectors(t *testing.T) {
 
 // A refused change leaves nothing, in the database or in memory.
 func TestRefusedChangeLeavesNothing(t *testing.T) {
-	regs := collectors(t, "refused", 2)
+	regs := collectors(t, 2)
 	c := collection(t, regs[0], "acme")
 	_, err := c.Create(context.Background(), "bad", func(int64) (metric, error) { return metric{}, errors.New("invalid body") })
 	require.EqualError(t, err, "invalid body")
@@ -197,7 +197,7 @@ func TestRefusedChangeLeavesNothing(t *testing.T) {
 // Other collectors' changes move Version (LISTEN/NOTIFY), which components
 // that derive state from definitions poll.
 func TestVersionFollowsOtherCollectors(t *testing.T) {
-	regs := collectors(t, "notify", 2)
+	regs := collectors(t, 2)
 	before := regs[1].Version()
 	_, err := create(regs[0], "acme", "m")
 	require.NoError(t, err)
@@ -210,7 +210,7 @@ func TestVersionFollowsOtherCollectors(t *testing.T) {
 // PostgreSQL down: changes and reads fail with ErrUnavailable and change
 // nothing; service resumes when it is back.
 func TestDatabaseDownIsUnavailable(t *testing.T) {
-	regs := collectors(t, "down", 2)
+	regs := collectors(t, 2)
 	_, err := create(regs[0], "acme", "before")
 	require.NoError(t, err)
 	srv := pgtest.Server(t)

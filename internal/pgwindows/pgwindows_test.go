@@ -20,11 +20,11 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-// newStore returns a Store on database db (created when missing); each call
-// has its own pool, as each collector would.
-func newStore(t testing.TB, db string) *Store {
+// newStore returns a Store on database dsn; each call has its own pool, as
+// each collector would.
+func newStore(t testing.TB, dsn string) *Store {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), pgtest.DSN(t, db))
+	pool, err := pgxpool.New(context.Background(), dsn)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	s, err := New(context.Background(), pool)
@@ -46,9 +46,10 @@ func delta(series string, fn aggregation.Func, start int64, points ...[3]float64
 // holds the answering writer's earlier values.
 func TestConcurrentWritersMergeLikeCompact(t *testing.T) {
 	const writers, rounds = 4, 60
+	dsn := pgtest.NewDatabase(t)
 	stores := make([]*Store, writers)
 	for i := range stores {
-		stores[i] = newStore(t, "concurrent")
+		stores[i] = newStore(t, dsn)
 	}
 	var mu sync.Mutex
 	want := map[string]aggregation.Compact{}
@@ -104,7 +105,8 @@ func TestConcurrentWritersMergeLikeCompact(t *testing.T) {
 
 // A value acknowledged by one writer is in the next answer of any other.
 func TestAnswerHoldsOtherWritersAcknowledgedValues(t *testing.T) {
-	a, b := newStore(t, "visibility"), newStore(t, "visibility")
+	dsn := pgtest.NewDatabase(t)
+	a, b := newStore(t, dsn), newStore(t, dsn)
 	ctx := context.Background()
 	for i, s := range []*Store{a, b, a, b} {
 		got, err := s.Merge(ctx, []Delta{delta("sum", aggregation.Sum, 0, [3]float64{float64(i + 1), 0, 0})})
@@ -116,7 +118,7 @@ func TestAnswerHoldsOtherWritersAcknowledgedValues(t *testing.T) {
 
 // A batch whose merge would make one figure non-finite changes nothing.
 func TestMergeIsAllOrNothing(t *testing.T) {
-	s := newStore(t, "atomic")
+	s := newStore(t, pgtest.NewDatabase(t))
 	ctx := context.Background()
 	_, err := s.Merge(ctx, []Delta{delta("big", aggregation.Sum, 0, [3]float64{1e308, 0, 0})})
 	require.NoError(t, err)
@@ -152,7 +154,7 @@ func zeroWeight() aggregation.Compact {
 // First and Last break ties as Merge does (timestamp, then arrival, then
 // value), whatever order the writers' deltas reach the store in.
 func TestFirstLastTiesAreDeterministic(t *testing.T) {
-	s := newStore(t, "ties")
+	s := newStore(t, pgtest.NewDatabase(t))
 	ctx := context.Background()
 	points := [][3]float64{{7, 5, 2}, {3, 5, 2}, {9, 5, 1}, {1, 6, 0}, {4, 4, 9}, {math.Copysign(0, -1), 4, 9}, {0, 4, 9}}
 	for _, fn := range []aggregation.Func{aggregation.First, aggregation.Last} {
@@ -181,7 +183,7 @@ func TestFirstLastTiesAreDeterministic(t *testing.T) {
 func BenchmarkMerge(b *testing.B) {
 	for _, batch := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			s := newStore(b, "bench")
+			s := newStore(b, pgtest.NewDatabase(b))
 			ds := make([]Delta, batch)
 			for i := range ds {
 				ds[i] = delta(fmt.Sprintf("bench-%d-%d", batch, i), aggregation.Sum, 0, [3]float64{1, 0, 0})

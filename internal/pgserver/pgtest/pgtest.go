@@ -4,8 +4,10 @@ package pgtest // import "github.com/custommetrics/bundle/internal/pgserver/pgte
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -38,20 +40,22 @@ func Server(tb testing.TB) *pgserver.Server {
 	return shared.srv
 }
 
-// DSN returns the URL of database db on the package's server, creating the
-// database when missing.
-func DSN(tb testing.TB, db string) string {
+// NewDatabase creates an empty database on the package's server and returns
+// its URL. Each call has its own database, so tests (and -count=N reruns)
+// never see each other's rows.
+func NewDatabase(tb testing.TB) string {
 	tb.Helper()
 	srv := Server(tb)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, srv.DSN("postgres"))
 	require.NoError(tb, err)
 	defer conn.Close(ctx)
-	var exists bool
-	require.NoError(tb, conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists))
-	if !exists {
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())
-		require.NoError(tb, err)
-	}
+	db := fmt.Sprintf("test_%d", databases.Add(1))
+	_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
+	require.NoError(tb, err)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+db)
+	require.NoError(tb, err)
 	return srv.DSN(db)
 }
+
+var databases atomic.Int64
