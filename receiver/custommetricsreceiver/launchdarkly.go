@@ -61,8 +61,7 @@ func (a *launchDarklyAPI) register(mux *http.ServeMux) {
 		if len(a.cfg.Events.SDKKeys) == 0 {
 			a.r.settings.Logger.Warn("LaunchDarkly events endpoint has no sdk_keys configured: it refuses every request (401)")
 		}
-		mux.Handle(a.cfg.Events.Path+"/bulk", methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.bulk}))
-		mux.Handle(a.cfg.Events.Path+"/diagnostic", methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.diagnostic}))
+		a.registerEvents(mux)
 	}
 }
 

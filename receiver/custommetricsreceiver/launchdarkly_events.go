@@ -10,6 +10,28 @@ import (
 	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
 )
 
+// registerEvents serves the SDKs' event paths:
+//
+//	<events.path>/bulk, <events.path>/diagnostic   server-side SDKs, by SDK key
+//	/bulk, /diagnostic                             the same, at the root
+//
+// LaunchDarkly's events host takes the server-side SDKs' posts at /bulk and
+// /diagnostic under its root, so an SDK whose events URI is this collector's
+// root URL posts there. No other API has a path at the root: every other
+// pattern starts with its API's fixed segments (<prefix>/v2/customMetrics,
+// <prefix>/api/1/impact, <prefix>/api/deploymentmetrics, <prefix>/api/v2/metrics,
+// <prefix>/custom-metrics/api/v1/app), and events.path is never "" or "/"
+// (Validate), so <events.path>/bulk is never /bulk either.
+// TestLaunchDarklyEventPathsCollideWithNothing checks this over HTTP.
+func (a *launchDarklyAPI) registerEvents(mux *http.ServeMux) {
+	bulk := methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.bulk})
+	diagnostic := methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.diagnostic})
+	for _, base := range []string{a.cfg.Events.Path, ""} {
+		mux.Handle(base+"/bulk", bulk)
+		mux.Handle(base+"/diagnostic", diagnostic)
+	}
+}
+
 // sdkKey authenticates an SDK by "Authorization: <sdk key>".
 func (a *launchDarklyAPI) sdkKey(r *http.Request) (LaunchDarklySDKKey, bool) {
 	got := r.Header.Get("Authorization")

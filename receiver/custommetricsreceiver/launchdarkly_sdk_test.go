@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,9 +35,16 @@ func ldEventsConfig(c *Config) {
 // ldSDK starts LaunchDarkly's Go server SDK with its events sent to the receiver.
 func ldSDK(t *testing.T, ts *testServer, diagnosticOptOut bool) *ld.LDClient {
 	t.Helper()
+	return ldSDKWithEventsURI(t, ts, ts.base+"/launchdarkly/events", diagnosticOptOut)
+}
+
+// ldSDKWithEventsURI starts the SDK with its events base URI set to eventsURI;
+// it posts to eventsURI + its default paths, /bulk and /diagnostic.
+func ldSDKWithEventsURI(t *testing.T, ts *testServer, eventsURI string, diagnosticOptOut bool) *ld.LDClient {
+	t.Helper()
 	cfg := ld.Config{
 		DataSource:       ldcomponents.ExternalUpdatesOnly(),
-		ServiceEndpoints: interfaces.ServiceEndpoints{Streaming: ts.base, Polling: ts.base, Events: ts.base + "/launchdarkly/events"},
+		ServiceEndpoints: interfaces.ServiceEndpoints{Streaming: ts.base, Polling: ts.base, Events: eventsURI},
 		Events:           ldcomponents.SendEvents().FlushInterval(time.Hour),
 		DiagnosticOptOut: diagnosticOptOut,
 		Logging:          ldcomponents.Logging().MinLevel(ldlog.Warn),
@@ -113,6 +121,47 @@ func TestLaunchDarklyGoSDKTrack(t *testing.T) {
 
 	// The SDK sent its diagnostic events and they were answered (else it would have stopped sending).
 	assert.Eventually(t, func() bool { return ts.rcv.ld.diagnostics.Load() >= 1 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// An SDK whose events URI is the collector's root URL, as a user sets it
+// (LaunchDarkly's events host takes /bulk and /diagnostic at its root), posts
+// to /bulk and /diagnostic: both are served there, and every event counts once.
+func TestLaunchDarklyGoSDKEventsURIAtRoot(t *testing.T) {
+	ts := startReceiver(t, ldEventsConfig, nil)
+	ldCreate(t, ts, "shop", ldConversionBody)
+	ldCreate(t, ts, "shop", ldNumericBody)
+
+	client := ldSDKWithEventsURI(t, ts, ts.base+"/", false)
+	user := ldcontext.New("user-1")
+	for range 3 {
+		require.NoError(t, client.TrackEvent("signed-up", user))
+	}
+	require.NoError(t, client.TrackMetric("purchase", user, 2.5, ldvalue.Null()))
+	require.NoError(t, client.TrackMetric("purchase", user, 4, ldvalue.Null()))
+	client.Flush()
+	require.Eventually(t, func() bool { return len(ts.points()) >= 5 }, 5*time.Second, 10*time.Millisecond)
+	// The SDK's diagnostic-init went to /diagnostic at the root and was answered.
+	require.Eventually(t, func() bool { return ts.rcv.ld.diagnostics.Load() >= 1 }, 5*time.Second, 10*time.Millisecond)
+	client.Flush() // nothing left to send: no value twice
+	require.NoError(t, client.Close())
+
+	got := pointsByMetric(ts)
+	require.Len(t, got["signup"], 3, "three conversions, each once")
+	for _, p := range got["signup"] {
+		assert.Equal(t, 1.0, p.dp.DoubleValue())
+	}
+	require.Len(t, got["revenue"], 2)
+	assert.Equal(t, 2.5, got["revenue"][0].dp.DoubleValue())
+	assert.Equal(t, 4.0, got["revenue"][1].dp.DoubleValue())
+	assert.Len(t, got, 2)
+	accepted, refused := ts.rcv.stats.counts("")
+	assert.Equal(t, int64(5), accepted[apiLaunchDarkly], "the receiver's own counter agrees")
+	assert.Zero(t, refused[apiLaunchDarkly])
+
+	// The root paths take the same SDK keys as <events.path>.
+	assert.Equal(t, http.StatusUnauthorized, ts.do(http.MethodPost, "/bulk", `[]`, "Authorization", "sdk-unknown").status)
+	assert.Equal(t, http.StatusUnauthorized, ts.do(http.MethodPost, "/diagnostic", `{}`).status)
+	assert.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, "/bulk", `[]`, "Authorization", "sdk-other").status)
 }
 
 func TestLaunchDarklyGoSDKBackpressure(t *testing.T) {
@@ -231,4 +280,55 @@ func TestLaunchDarklyEventsPathAndSwitch(t *testing.T) {
 	none := startReceiver(t, func(c *Config) { c.LaunchDarkly.Enabled = false }, nil)
 	assert.Equal(t, http.StatusNotFound, none.do(http.MethodGet, "/api/v2/metrics/p", "").status)
 	assert.Equal(t, http.StatusNotFound, none.do(http.MethodPost, "/launchdarkly/events/bulk", `[]`).status)
+}
+
+// The event paths at the root take nothing from another API: with the events
+// endpoint on and off, every route each API registers answers the same, and
+// with it off nobody serves the root event paths (net/http's own 404). Run
+// with the default prefixes and with every path_prefix empty, where the other
+// APIs' routes come closest to the root.
+func TestLaunchDarklyEventPathsCollideWithNothing(t *testing.T) {
+	otherRoutes := []struct{ method, path string }{
+		{http.MethodGet, "/v2/customMetrics"}, {http.MethodGet, "/v2/customMetrics/"}, {http.MethodPost, "/v2/customMetrics"},
+		{http.MethodGet, "/v2/customMetrics/m"}, {http.MethodDelete, "/v2/customMetrics/m"}, {http.MethodPost, "/v2/customMetrics/m/data"},
+		{http.MethodPost, "/api/1/impact/1/register_impact"},
+		{http.MethodGet, "/api/deploymentmetrics/tag"}, {http.MethodPost, "/api/deploymentmetrics/tag"},
+		{http.MethodGet, "/api/v2/metrics/p"}, {http.MethodGet, "/api/v2/metrics/p/"}, {http.MethodPost, "/api/v2/metrics/p"},
+		{http.MethodGet, "/api/v2/metrics/p/m"}, {http.MethodPatch, "/api/v2/metrics/p/m"}, {http.MethodDelete, "/api/v2/metrics/p/m"},
+		{http.MethodGet, "/custom-metrics/api/v1/app/a/custom-metrics"}, {http.MethodPost, "/custom-metrics/api/v1/app/a/custom-metrics"},
+		{http.MethodGet, "/custom-metrics/api/v1/app/a/custom-metrics/n"}, {http.MethodDelete, "/custom-metrics/api/v1/app/a/custom-metrics/n"},
+	}
+	rootEventPaths := []string{"/bulk", "/diagnostic"}
+	for _, noPrefixes := range []bool{false, true} {
+		prefixes := func(c *Config) {
+			ldEventsConfig(c)
+			if noPrefixes {
+				c.ThreatConnect.PathPrefix = ""
+			}
+		}
+		on := startReceiver(t, prefixes, nil)
+		off := startReceiver(t, func(c *Config) { prefixes(c); c.LaunchDarkly.Events.Enabled = false }, nil)
+		tcPrefix := "/api"
+		if noPrefixes {
+			tcPrefix = ""
+		}
+		for _, rt := range otherRoutes {
+			path := rt.path
+			if strings.HasPrefix(path, "/v2/customMetrics") {
+				path = tcPrefix + path
+			}
+			a, b := on.do(rt.method, path, `{}`), off.do(rt.method, path, `{}`)
+			assert.Equal(t, b.status, a.status, "%s %s", rt.method, path)
+			assert.Equal(t, string(b.body), string(a.body), "%s %s", rt.method, path)
+			assert.NotEqual(t, "404 page not found\n", string(a.body), "%s %s is routed to its API", rt.method, path)
+		}
+		for _, path := range rootEventPaths {
+			resp := off.do(http.MethodPost, path, `[]`, "Authorization", ldSDKKey)
+			assert.Equal(t, http.StatusNotFound, resp.status, path)
+			assert.Equal(t, "404 page not found\n", string(resp.body), "no API serves %s", path)
+			resp = on.do(http.MethodPost, path, `[]`)
+			assert.Equal(t, http.StatusUnauthorized, resp.status, path)
+			assert.Equal(t, "unauthorized", resp.json(t)["code"], path)
+		}
+	}
 }
