@@ -169,6 +169,11 @@ type LaunchDarklyEventsConfig struct {
 	// Interval is the calendar interval the events' values are aggregated
 	// in (LaunchDarkly metrics have none of their own). Default hour.
 	Interval calendar.Interval `mapstructure:"interval"`
+	// ClientSideIDs are the client-side IDs that client-side SDKs (the
+	// JavaScript SDK) post their events with, in the path
+	// /events/bulk/<client-side ID>; each feeds one project's metrics. An
+	// ID not listed gets 404, as from LaunchDarkly.
+	ClientSideIDs []LaunchDarklyClientSideID `mapstructure:"client_side_ids"`
 }
 
 // LaunchDarklySDKKey is a server-side SDK key and the project whose metrics its events feed.
@@ -176,6 +181,16 @@ type LaunchDarklySDKKey struct {
 	Key     configopaque.String `mapstructure:"key"`
 	Tenant  string              `mapstructure:"tenant"`
 	Project string              `mapstructure:"project"`
+}
+
+// LaunchDarklyClientSideID is an environment's client-side ID and the project
+// whose metrics its events feed. Client-side IDs are not secrets: they ship in
+// every web page that runs the SDK, so whoever reads one can post events, as
+// to LaunchDarkly itself.
+type LaunchDarklyClientSideID struct {
+	ID      string `mapstructure:"id"`
+	Tenant  string `mapstructure:"tenant"`
+	Project string `mapstructure:"project"`
 }
 
 // EmbraceConfig configures Embrace's Custom Metrics API (v1).
@@ -330,6 +345,22 @@ func (c LaunchDarklyConfig) validate() []error {
 		seen[k.Key] = true
 		if !ld.KeyPattern.MatchString(k.Project) {
 			errs = append(errs, fmt.Errorf("launchdarkly::events::sdk_keys[%d]::project %q is not a valid project key", i, k.Project))
+		}
+	}
+	ids := map[string]bool{}
+	for i, c := range c.Events.ClientSideIDs {
+		switch {
+		case c.ID == "":
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]::id must not be empty", i))
+		case !ld.KeyPattern.MatchString(c.ID):
+			// It is a path segment: /events/bulk/<id>.
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]::id %q is invalid: use letters, digits, '.', '_' and '-'", i, c.ID))
+		case ids[c.ID]:
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]: id %q is listed twice", i, c.ID))
+		}
+		ids[c.ID] = true
+		if !ld.KeyPattern.MatchString(c.Project) {
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]::project %q is not a valid project key", i, c.Project))
 		}
 	}
 	return errs

@@ -32,12 +32,19 @@ type launchDarklyAPI struct {
 	cfg     LaunchDarklyConfig
 	now     func() time.Time
 	limiter *minuteLimiter
+	// clientSideIDs are cfg.Events.ClientSideIDs by ID.
+	clientSideIDs map[string]LaunchDarklyClientSideID
 	// diagnostics counts the SDKs' diagnostic events answered.
 	diagnostics atomic.Int64
 }
 
 func newLaunchDarklyAPI(r *customMetricsReceiver) *launchDarklyAPI {
-	return &launchDarklyAPI{r: r, cfg: r.cfg.LaunchDarkly, now: time.Now, limiter: newMinuteLimiter(r.cfg.LaunchDarkly.RateLimitPerMinute)}
+	a := &launchDarklyAPI{r: r, cfg: r.cfg.LaunchDarkly, now: time.Now, limiter: newMinuteLimiter(r.cfg.LaunchDarkly.RateLimitPerMinute),
+		clientSideIDs: map[string]LaunchDarklyClientSideID{}}
+	for _, c := range a.cfg.Events.ClientSideIDs {
+		a.clientSideIDs[c.ID] = c
+	}
+	return a
 }
 
 func (a *launchDarklyAPI) base(project string) string {

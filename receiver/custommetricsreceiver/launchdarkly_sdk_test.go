@@ -298,7 +298,7 @@ func TestLaunchDarklyEventPathsCollideWithNothing(t *testing.T) {
 		{http.MethodGet, "/custom-metrics/api/v1/app/a/custom-metrics"}, {http.MethodPost, "/custom-metrics/api/v1/app/a/custom-metrics"},
 		{http.MethodGet, "/custom-metrics/api/v1/app/a/custom-metrics/n"}, {http.MethodDelete, "/custom-metrics/api/v1/app/a/custom-metrics/n"},
 	}
-	rootEventPaths := []string{"/bulk", "/diagnostic"}
+	rootEventPaths := []string{"/bulk", "/diagnostic", "/events/bulk/" + ldClientSideID, "/events/diagnostic/" + ldClientSideID}
 	for _, noPrefixes := range []bool{false, true} {
 		prefixes := func(c *Config) {
 			ldEventsConfig(c)
@@ -326,9 +326,86 @@ func TestLaunchDarklyEventPathsCollideWithNothing(t *testing.T) {
 			resp := off.do(http.MethodPost, path, `[]`, "Authorization", ldSDKKey)
 			assert.Equal(t, http.StatusNotFound, resp.status, path)
 			assert.Equal(t, "404 page not found\n", string(resp.body), "no API serves %s", path)
-			resp = on.do(http.MethodPost, path, `[]`)
+			resp = on.do(http.MethodPost, path, `[]`, "Authorization", "sdk-unknown")
+			if strings.HasPrefix(path, "/events/") {
+				assert.Equal(t, http.StatusNotFound, resp.status, path)
+				assert.Equal(t, "not_found", resp.json(t)["code"], "LaunchDarkly's answer to an unknown client-side ID: %s", path)
+				continue
+			}
 			assert.Equal(t, http.StatusUnauthorized, resp.status, path)
 			assert.Equal(t, "unauthorized", resp.json(t)["code"], path)
 		}
 	}
+}
+
+// ldClientSideID is an environment's client-side ID (24 hex digits, as LaunchDarkly's).
+const ldClientSideID = "5f0a1b2c3d4e5f6a7b8c9d0e"
+
+// Client-side SDKs post to /events/bulk/{client-side ID}, with no
+// Authorization header. There is no client-side SDK in Go (the JavaScript SDK
+// needs a browser), so the payload is sent over raw HTTP, in the shape and
+// with the headers js-client-sdk sends: pageview and click events naming their
+// metric by key, custom events with contextKeys and an optional metricValue.
+func TestLaunchDarklyClientSideEvents(t *testing.T) {
+	ts := startReceiver(t, func(c *Config) {
+		ldEventsConfig(c)
+		c.LaunchDarkly.AccessTokens = []LaunchDarklyAccessToken{{Token: "api-a", Access: Access{Tenant: "org-a"}}, {Token: "api-default"}}
+		c.LaunchDarkly.Events.ClientSideIDs = []LaunchDarklyClientSideID{{ID: ldClientSideID, Tenant: "org-a", Project: "shop"}}
+	}, nil)
+	auth := ldAuth("api-a")
+	for _, body := range []string{ldConversionBody, ldNumericBody, ldClickBody, ldPageviewBody} {
+		ldCreate(t, ts, "shop", body, auth...)
+	}
+	ldCreate(t, ts, "other", ldConversionBody, auth...)
+	ldCreate(t, ts, "shop", ldConversionBody, ldAuth("api-default")...) // the default tenant's: not this ID's
+
+	jsHeaders := []string{"X-LaunchDarkly-Event-Schema", "4", "X-LaunchDarkly-User-Agent", "JSClient/3.5.0", "X-LaunchDarkly-Payload-ID", "a5f9bc3c-7a43-4d5e-9b59-0d6d7ac8b1ff"}
+	payload := `[
+	  {"kind":"identify","creationDate":1700000000000,"context":{"kind":"user","key":"u1"}},
+	  {"kind":"custom","key":"signed-up","creationDate":1700000000000,"contextKeys":{"user":"u1"},"url":"https://shop.example/"},
+	  {"kind":"custom","key":"signed-up","creationDate":1700000000500,"contextKeys":{"user":"u2"},"url":"https://shop.example/"},
+	  {"kind":"custom","key":"purchase","creationDate":1700000001000,"contextKeys":{"user":"u1"},"metricValue":19.5,"data":{"sku":"x"},"url":"https://shop.example/cart"},
+	  {"kind":"pageview","key":"checkout-view","url":"https://shop.example/checkout","creationDate":1700000002000,"contextKeys":{"user":"u1"}},
+	  {"kind":"click","key":"buy-click","url":"https://shop.example/cart","selector":"#buy","creationDate":1700000003000,"contextKeys":{"user":"u1"}},
+	  {"kind":"summary","startDate":1,"endDate":2,"features":{}}
+	]`
+	resp := ts.do(http.MethodPost, "/events/bulk/"+ldClientSideID, payload, jsHeaders...)
+	require.Equal(t, http.StatusAccepted, resp.status, string(resp.body))
+	got := pointsByMetric(ts)
+	require.Len(t, got["signup"], 2)
+	require.Len(t, got["revenue"], 1)
+	assert.Equal(t, 19.5, got["revenue"][0].dp.DoubleValue())
+	assert.Len(t, got["checkout-view"], 1)
+	assert.Len(t, got["buy-click"], 1)
+	assert.Len(t, got, 4)
+	for _, p := range ts.points() {
+		assert.Equal(t, map[string]any{otelmap.AttrAPI: "launchdarkly", otelmap.AttrTenant: "org-a", otelmap.AttrLaunchDarklyProject: "shop"}, p.resource, "the client-side ID's tenant and project")
+	}
+	n := len(ts.points())
+
+	// An unknown client-side ID gets 404 in LaunchDarkly's shape; nothing counts.
+	for _, path := range []string{"/events/bulk/5f0a1b2c3d4e5f6a7b8c9d0f", "/events/bulk/" + ldSDKKey, "/events/diagnostic/nope"} {
+		resp = ts.do(http.MethodPost, path, payload, jsHeaders...)
+		require.Equal(t, http.StatusNotFound, resp.status, path)
+		assert.JSONEq(t, `{"code":"not_found","message":"Invalid resource identifier"}`, string(resp.body), path)
+	}
+	assert.Equal(t, http.StatusNotFound, ts.do(http.MethodPost, "/events/bulk/", payload).status, "no ID")
+	assert.Len(t, ts.points(), n)
+
+	// The ID is the credential: an SDK key in the header does not replace it.
+	assert.Equal(t, http.StatusNotFound, ts.do(http.MethodPost, "/events/bulk/x", `[]`, "Authorization", ldSDKKey).status)
+	assert.Equal(t, http.StatusAccepted, ts.do(http.MethodPost, "/events/diagnostic/"+ldClientSideID, `{"kind":"diagnostic-init"}`, jsHeaders...).status)
+	resp = ts.do(http.MethodGet, "/events/bulk/"+ldClientSideID, "")
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.status)
+	assert.Equal(t, "method_not_allowed", resp.json(t)["code"])
+	resp = ts.do(http.MethodPost, "/events/bulk/"+ldClientSideID, `[{"kind":"custom"}]`, jsHeaders...)
+	assert.Equal(t, http.StatusBadRequest, resp.status)
+	assert.Equal(t, "invalid_request", resp.json(t)["code"])
+	assert.Len(t, ts.points(), n)
+
+	off := startReceiver(t, func(c *Config) {
+		c.LaunchDarkly.Events.Enabled = false
+		c.LaunchDarkly.Events.ClientSideIDs = []LaunchDarklyClientSideID{{ID: ldClientSideID, Project: "shop"}}
+	}, nil)
+	assert.Equal(t, http.StatusNotFound, off.do(http.MethodPost, "/events/bulk/"+ldClientSideID, `[]`).status, "events::enabled false turns the client-side paths off too")
 }
