@@ -261,6 +261,9 @@ func (cfg *Config) Validate() error {
 		if p.PathPrefix != "" && (!strings.HasPrefix(p.PathPrefix, "/") || strings.HasSuffix(p.PathPrefix, "/")) {
 			errs = append(errs, fmt.Errorf("%s::path_prefix %q must start with '/' and not end with '/'", name, p.PathPrefix))
 		}
+		if !routable(p.PathPrefix) {
+			errs = append(errs, fmt.Errorf("%s::path_prefix %q must not contain '{', '}' or white space", name, p.PathPrefix))
+		}
 	}
 	for i, t := range cfg.ThreatConnect.Tokens {
 		if t.Token == "" {
@@ -331,6 +334,9 @@ func (c LaunchDarklyConfig) validate() []error {
 	if c.Events.Enabled && (!strings.HasPrefix(c.Events.Path, "/") || strings.HasSuffix(c.Events.Path, "/")) {
 		errs = append(errs, fmt.Errorf("launchdarkly::events::path %q must start with '/' and not end with '/'", c.Events.Path))
 	}
+	if c.Events.Enabled && !routable(c.Events.Path) {
+		errs = append(errs, fmt.Errorf("launchdarkly::events::path %q must not contain '{', '}' or white space", c.Events.Path))
+	}
 	seen := map[configopaque.String]bool{}
 	if c.Events.Enabled && !c.Events.Interval.Valid() {
 		errs = append(errs, errors.New("launchdarkly::events::interval must be one of 5m, hour, day, week, month, year"))
@@ -364,6 +370,14 @@ func (c LaunchDarklyConfig) validate() []error {
 		}
 	}
 	return errs
+}
+
+// routable reports whether a configured path can start a route: the APIs'
+// routes are http.ServeMux patterns, in which '{' and '}' are wildcard syntax
+// and a space separates a method, so such a path would make the receiver
+// panic at start instead of failing validation.
+func routable(path string) bool {
+	return !strings.ContainsAny(path, "{} \t\r\n")
 }
 
 func (c EmbraceConfig) validate() []error {

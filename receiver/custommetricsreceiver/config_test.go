@@ -1,6 +1,7 @@
 package custommetricsreceiver
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -152,4 +153,14 @@ func TestValidate(t *testing.T) {
 	err := cfg.Validate()
 	assert.ErrorContains(t, err, "sleuth::impact_sources[1]::metric is longer than limits::max_name_length (5 bytes)")
 	assert.NotContains(t, err.Error(), "impact_sources[0]")
+
+	// Paths that http.ServeMux would read as pattern syntax are refused here, not by a panic at start.
+	for _, p := range []string{"/a{b", "/{x}", "/a b", "/x/{$}"} {
+		cfg = createDefaultConfig().(*Config)
+		cfg.BigFix.PathPrefix = p
+		cfg.LaunchDarkly.Events.Path = p
+		err = cfg.Validate()
+		assert.ErrorContains(t, err, fmt.Sprintf("bigfix::path_prefix %q must not contain '{', '}' or white space", p))
+		assert.ErrorContains(t, err, fmt.Sprintf("launchdarkly::events::path %q must not contain '{', '}' or white space", p))
+	}
 }
