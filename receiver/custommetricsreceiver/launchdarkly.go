@@ -249,6 +249,10 @@ func (a *launchDarklyAPI) create(w http.ResponseWriter, r *http.Request, tenant,
 		writeLDError(w, le.Status, le.Error())
 		return
 	}
+	if err := ldUnsupported(fields); err != nil {
+		writeLDError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	c, err := a.metrics(r.Context(), tenant)
 	if err != nil {
 		a.internalError(w, err)
@@ -386,6 +390,9 @@ func (a *launchDarklyAPI) patch(w http.ResponseWriter, r *http.Request, tenant, 
 		if le := a.checkFields(next.Fields); le != nil {
 			return cur, &ldPatchError{status: le.Status, code: ld.CodeInvalidRequest, msg: le.Error()}
 		}
+		if err := ldUnsupported(next.Fields); err != nil {
+			return cur, &ldPatchError{status: http.StatusBadRequest, code: ld.CodeInvalidRequest, msg: err.Error()}
+		}
 		now := a.now()
 		next.VersionID = newObjectID()
 		next.LastModified = now
@@ -472,7 +479,24 @@ func (a *launchDarklyAPI) checkFields(f ld.Fields) *limitError {
 	for _, t := range f.Tags {
 		errs = append(errs, limits.key("a tag", t))
 	}
+	if f.MaintainerID != nil {
+		errs = append(errs, limits.key("maintainerId", *f.MaintainerID))
+	}
 	return firstLimitError(errs...)
+}
+
+// errPercentile refuses analysisType percentile: the events' values are
+// aggregated per window as an average or a sum (unitAggregationType), and a
+// percentile metric stored here would silently be averaged.
+var errPercentile = errors.New(`analysisType "percentile" is not supported by this collector: a metric's values are aggregated per window as an average or a sum (unitAggregationType); use analysisType "mean"`)
+
+// ldUnsupported refuses what LaunchDarkly accepts but this receiver cannot
+// honour, rather than storing a metric that would mean something else here.
+func ldUnsupported(f ld.Fields) error {
+	if f.AnalysisType != nil && *f.AnalysisType == ld.AnalysisPercentile {
+		return errPercentile
+	}
+	return nil
 }
 
 func (a *launchDarklyAPI) internalError(w http.ResponseWriter, err error) {
