@@ -282,6 +282,12 @@ func (a *launchDarklyAPI) get(w http.ResponseWriter, r *http.Request, tenant, pr
 		return
 	}
 	m, ok := c.Get(ldKey(project, r.PathValue("metric")))
+	// versionId asks for one version of the metric. Only the current one is
+	// kept (every effective patch gives a new _versionId), so another answers
+	// 404, as LaunchDarkly answers a version it does not know.
+	if v := r.URL.Query().Get("versionId"); ok && v != "" && v != m.VersionID {
+		ok = false
+	}
 	if !ok {
 		writeLDError(w, http.StatusNotFound, ld.MsgNotFound)
 		return

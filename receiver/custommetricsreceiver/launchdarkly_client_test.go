@@ -318,3 +318,61 @@ func TestLaunchDarklyPercentileRefused(t *testing.T) {
 	assert.False(t, got.HasPercentileValue())
 	assert.Equal(t, int32(1), got.GetVersion())
 }
+
+// getMetric's versionId: the current _versionId answers the metric; any other
+// (an old one, after a patch, or an unknown one) answers 404 in LaunchDarkly's
+// shape, since only the current version is kept. Through the real client.
+func TestLaunchDarklyGetMetricVersionID(t *testing.T) {
+	const token = "api-0123456789abcdef"
+	ts := startReceiver(t, func(c *Config) {
+		c.LaunchDarkly.AccessTokens = []LaunchDarklyAccessToken{{Token: token}}
+	}, nil)
+	client, ctx := ldClient(ts, token, false)
+	api := client.MetricsApi
+	created, _, err := api.PostMetric(ctx, "web").MetricPost(ldapi.MetricPost{Key: "signup", Kind: "custom", EventKey: ldapi.PtrString("signed-up")}).Execute()
+	require.NoError(t, err)
+	v1 := created.VersionId
+
+	got, _, err := api.GetMetric(ctx, "web", "signup").VersionId(v1).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, v1, got.VersionId)
+	assert.Equal(t, int32(1), got.GetVersion())
+
+	notFound := func(versionID string) {
+		t.Helper()
+		_, resp, err := api.GetMetric(ctx, "web", "signup").VersionId(versionID).Execute()
+		require.Error(t, err)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, versionID)
+		nf, ok := err.(*ldapi.GenericOpenAPIError).Model().(ldapi.NotFoundErrorRep)
+		require.True(t, ok)
+		assert.Equal(t, "not_found", nf.Code)
+		assert.Equal(t, "Invalid resource identifier", nf.Message)
+	}
+	notFound("000000000000000000000000")
+
+	// A patch makes a new version: the old versionId is no longer found.
+	patched, _, err := api.PatchMetric(ctx, "web", "signup").PatchOperation([]ldapi.PatchOperation{{Op: "replace", Path: "/name", Value: "Sign-ups"}}).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), patched.GetVersion())
+	assert.NotEqual(t, v1, patched.VersionId)
+	notFound(v1)
+	got, _, err = api.GetMetric(ctx, "web", "signup").VersionId(patched.VersionId).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, "Sign-ups", got.Name)
+	assert.Equal(t, int32(2), got.GetVersion())
+
+	// A no-op patch keeps the version (and its versionId); a refused one too.
+	same, _, err := api.PatchMetric(ctx, "web", "signup").PatchOperation([]ldapi.PatchOperation{{Op: "replace", Path: "/name", Value: "Sign-ups"}}).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, patched.VersionId, same.VersionId)
+	assert.Equal(t, int32(2), same.GetVersion())
+	_, _, err = api.PatchMetric(ctx, "web", "signup").PatchOperation([]ldapi.PatchOperation{{Op: "remove", Path: "/eventKey"}}).Execute()
+	require.Error(t, err)
+	got, _, err = api.GetMetric(ctx, "web", "signup").VersionId(patched.VersionId).Execute()
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), got.GetVersion())
+
+	// No versionId, or an empty one, is the current version; an unknown metric stays 404.
+	assert.Equal(t, http.StatusOK, ts.do(http.MethodGet, "/api/v2/metrics/web/signup?versionId=", "", ldAuth(token)...).status)
+	assert.Equal(t, http.StatusNotFound, ts.do(http.MethodGet, "/api/v2/metrics/web/nope?versionId="+patched.VersionId, "", ldAuth(token)...).status)
+}
