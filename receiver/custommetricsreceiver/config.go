@@ -169,6 +169,11 @@ type LaunchDarklyEventsConfig struct {
 	// Interval is the calendar interval the events' values are aggregated
 	// in (LaunchDarkly metrics have none of their own). Default hour.
 	Interval calendar.Interval `mapstructure:"interval"`
+	// ClientSideIDs are the client-side IDs that client-side SDKs (the
+	// JavaScript SDK) post their events with, in the path
+	// /events/bulk/<client-side ID>; each feeds one project's metrics. An
+	// ID not listed gets 404, as from LaunchDarkly.
+	ClientSideIDs []LaunchDarklyClientSideID `mapstructure:"client_side_ids"`
 }
 
 // LaunchDarklySDKKey is a server-side SDK key and the project whose metrics its events feed.
@@ -176,6 +181,16 @@ type LaunchDarklySDKKey struct {
 	Key     configopaque.String `mapstructure:"key"`
 	Tenant  string              `mapstructure:"tenant"`
 	Project string              `mapstructure:"project"`
+}
+
+// LaunchDarklyClientSideID is an environment's client-side ID and the project
+// whose metrics its events feed. Client-side IDs are not secrets: they ship in
+// every web page that runs the SDK, so whoever reads one can post events, as
+// to LaunchDarkly itself.
+type LaunchDarklyClientSideID struct {
+	ID      string `mapstructure:"id"`
+	Tenant  string `mapstructure:"tenant"`
+	Project string `mapstructure:"project"`
 }
 
 // EmbraceConfig configures Embrace's Custom Metrics API (v1).
@@ -245,6 +260,9 @@ func (cfg *Config) Validate() error {
 	for name, p := range map[string]APIConfig{"threatconnect": cfg.ThreatConnect.APIConfig, "sleuth": cfg.Sleuth.APIConfig, "bigfix": cfg.BigFix.APIConfig, "launchdarkly": cfg.LaunchDarkly.APIConfig, "embrace": cfg.Embrace.APIConfig} {
 		if p.PathPrefix != "" && (!strings.HasPrefix(p.PathPrefix, "/") || strings.HasSuffix(p.PathPrefix, "/")) {
 			errs = append(errs, fmt.Errorf("%s::path_prefix %q must start with '/' and not end with '/'", name, p.PathPrefix))
+		}
+		if !routable(p.PathPrefix) {
+			errs = append(errs, fmt.Errorf("%s::path_prefix %q must not contain '{', '}' or white space", name, p.PathPrefix))
 		}
 	}
 	for i, t := range cfg.ThreatConnect.Tokens {
@@ -316,6 +334,9 @@ func (c LaunchDarklyConfig) validate() []error {
 	if c.Events.Enabled && (!strings.HasPrefix(c.Events.Path, "/") || strings.HasSuffix(c.Events.Path, "/")) {
 		errs = append(errs, fmt.Errorf("launchdarkly::events::path %q must start with '/' and not end with '/'", c.Events.Path))
 	}
+	if c.Events.Enabled && !routable(c.Events.Path) {
+		errs = append(errs, fmt.Errorf("launchdarkly::events::path %q must not contain '{', '}' or white space", c.Events.Path))
+	}
 	seen := map[configopaque.String]bool{}
 	if c.Events.Enabled && !c.Events.Interval.Valid() {
 		errs = append(errs, errors.New("launchdarkly::events::interval must be one of 5m, hour, day, week, month, year"))
@@ -332,7 +353,31 @@ func (c LaunchDarklyConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("launchdarkly::events::sdk_keys[%d]::project %q is not a valid project key", i, k.Project))
 		}
 	}
+	ids := map[string]bool{}
+	for i, c := range c.Events.ClientSideIDs {
+		switch {
+		case c.ID == "":
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]::id must not be empty", i))
+		case !ld.KeyPattern.MatchString(c.ID):
+			// It is a path segment: /events/bulk/<id>.
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]::id %q is invalid: use letters, digits, '.', '_' and '-'", i, c.ID))
+		case ids[c.ID]:
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]: id %q is listed twice", i, c.ID))
+		}
+		ids[c.ID] = true
+		if !ld.KeyPattern.MatchString(c.Project) {
+			errs = append(errs, fmt.Errorf("launchdarkly::events::client_side_ids[%d]::project %q is not a valid project key", i, c.Project))
+		}
+	}
 	return errs
+}
+
+// routable reports whether a configured path can start a route: the APIs'
+// routes are http.ServeMux patterns, in which '{' and '}' are wildcard syntax
+// and a space separates a method, so such a path would make the receiver
+// panic at start instead of failing validation.
+func routable(path string) bool {
+	return !strings.ContainsAny(path, "{} \t\r\n")
 }
 
 func (c EmbraceConfig) validate() []error {

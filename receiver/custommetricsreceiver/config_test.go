@@ -1,6 +1,7 @@
 package custommetricsreceiver
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -56,6 +57,7 @@ func TestLoadConfig(t *testing.T) {
 	full.LaunchDarkly.Events.Path = "/ld/events"
 	full.LaunchDarkly.Events.Interval = calendar.Day
 	full.LaunchDarkly.Events.SDKKeys = []LaunchDarklySDKKey{{Key: "${env:LD_SDK_KEY}", Tenant: "org-a", Project: "web"}}
+	full.LaunchDarkly.Events.ClientSideIDs = []LaunchDarklyClientSideID{{ID: "5f0a1b2c3d4e5f6a7b8c9d0e", Tenant: "org-a", Project: "web"}}
 	full.Embrace.PathPrefix = "/embrace"
 	full.Embrace.Tokens = []EmbraceToken{
 		{Token: "${env:EMBRACE_TOKEN}", Access: Access{Tenant: "org-a"}, AppIDs: []string{"appID1", "appID2"}},
@@ -111,6 +113,10 @@ func TestLoadConfigInvalid(t *testing.T) {
 		`launchdarkly::events::path "events/" must start with '/' and not end with '/'`,
 		"launchdarkly::events::sdk_keys[1]: the key is listed twice",
 		`launchdarkly::events::sdk_keys[1]::project "" is not a valid project key`,
+		"launchdarkly::events::client_side_ids[0]::id must not be empty",
+		`launchdarkly::events::client_side_ids[2]: id "env-1" is listed twice`,
+		`launchdarkly::events::client_side_ids[2]::project "bad project" is not a valid project key`,
+		`launchdarkly::events::client_side_ids[3]::id "a/b" is invalid`,
 		"embrace::tokens[0]::token must not be empty",
 		"embrace::base_metrics[0]::attributes[0] must not be empty",
 		`embrace::base_metrics[1]: "m" is declared twice`,
@@ -147,4 +153,14 @@ func TestValidate(t *testing.T) {
 	err := cfg.Validate()
 	assert.ErrorContains(t, err, "sleuth::impact_sources[1]::metric is longer than limits::max_name_length (5 bytes)")
 	assert.NotContains(t, err.Error(), "impact_sources[0]")
+
+	// Paths that http.ServeMux would read as pattern syntax are refused here, not by a panic at start.
+	for _, p := range []string{"/a{b", "/{x}", "/a b", "/x/{$}"} {
+		cfg = createDefaultConfig().(*Config)
+		cfg.BigFix.PathPrefix = p
+		cfg.LaunchDarkly.Events.Path = p
+		err = cfg.Validate()
+		assert.ErrorContains(t, err, fmt.Sprintf("bigfix::path_prefix %q must not contain '{', '}' or white space", p))
+		assert.ErrorContains(t, err, fmt.Sprintf("launchdarkly::events::path %q must not contain '{', '}' or white space", p))
+	}
 }

@@ -32,12 +32,19 @@ type launchDarklyAPI struct {
 	cfg     LaunchDarklyConfig
 	now     func() time.Time
 	limiter *minuteLimiter
+	// clientSideIDs are cfg.Events.ClientSideIDs by ID.
+	clientSideIDs map[string]LaunchDarklyClientSideID
 	// diagnostics counts the SDKs' diagnostic events answered.
 	diagnostics atomic.Int64
 }
 
 func newLaunchDarklyAPI(r *customMetricsReceiver) *launchDarklyAPI {
-	return &launchDarklyAPI{r: r, cfg: r.cfg.LaunchDarkly, now: time.Now, limiter: newMinuteLimiter(r.cfg.LaunchDarkly.RateLimitPerMinute)}
+	a := &launchDarklyAPI{r: r, cfg: r.cfg.LaunchDarkly, now: time.Now, limiter: newMinuteLimiter(r.cfg.LaunchDarkly.RateLimitPerMinute),
+		clientSideIDs: map[string]LaunchDarklyClientSideID{}}
+	for _, c := range a.cfg.Events.ClientSideIDs {
+		a.clientSideIDs[c.ID] = c
+	}
+	return a
 }
 
 func (a *launchDarklyAPI) base(project string) string {
@@ -61,8 +68,7 @@ func (a *launchDarklyAPI) register(mux *http.ServeMux) {
 		if len(a.cfg.Events.SDKKeys) == 0 {
 			a.r.settings.Logger.Warn("LaunchDarkly events endpoint has no sdk_keys configured: it refuses every request (401)")
 		}
-		mux.Handle(a.cfg.Events.Path+"/bulk", methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.bulk}))
-		mux.Handle(a.cfg.Events.Path+"/diagnostic", methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.diagnostic}))
+		a.registerEvents(mux)
 	}
 }
 
@@ -243,6 +249,10 @@ func (a *launchDarklyAPI) create(w http.ResponseWriter, r *http.Request, tenant,
 		writeLDError(w, le.Status, le.Error())
 		return
 	}
+	if err := ldUnsupported(fields); err != nil {
+		writeLDError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	c, err := a.metrics(r.Context(), tenant)
 	if err != nil {
 		a.internalError(w, err)
@@ -272,6 +282,12 @@ func (a *launchDarklyAPI) get(w http.ResponseWriter, r *http.Request, tenant, pr
 		return
 	}
 	m, ok := c.Get(ldKey(project, r.PathValue("metric")))
+	// versionId asks for one version of the metric. Only the current one is
+	// kept (every effective patch gives a new _versionId), so another answers
+	// 404, as LaunchDarkly answers a version it does not know.
+	if v := r.URL.Query().Get("versionId"); ok && v != "" && v != m.VersionID {
+		ok = false
+	}
 	if !ok {
 		writeLDError(w, http.StatusNotFound, ld.MsgNotFound)
 		return
@@ -380,6 +396,9 @@ func (a *launchDarklyAPI) patch(w http.ResponseWriter, r *http.Request, tenant, 
 		if le := a.checkFields(next.Fields); le != nil {
 			return cur, &ldPatchError{status: le.Status, code: ld.CodeInvalidRequest, msg: le.Error()}
 		}
+		if err := ldUnsupported(next.Fields); err != nil {
+			return cur, &ldPatchError{status: http.StatusBadRequest, code: ld.CodeInvalidRequest, msg: err.Error()}
+		}
 		now := a.now()
 		next.VersionID = newObjectID()
 		next.LastModified = now
@@ -466,7 +485,24 @@ func (a *launchDarklyAPI) checkFields(f ld.Fields) *limitError {
 	for _, t := range f.Tags {
 		errs = append(errs, limits.key("a tag", t))
 	}
+	if f.MaintainerID != nil {
+		errs = append(errs, limits.key("maintainerId", *f.MaintainerID))
+	}
 	return firstLimitError(errs...)
+}
+
+// errPercentile refuses analysisType percentile: the events' values are
+// aggregated per window as an average or a sum (unitAggregationType), and a
+// percentile metric stored here would silently be averaged.
+var errPercentile = errors.New(`analysisType "percentile" is not supported by this collector: a metric's values are aggregated per window as an average or a sum (unitAggregationType); use analysisType "mean"`)
+
+// ldUnsupported refuses what LaunchDarkly accepts but this receiver cannot
+// honour, rather than storing a metric that would mean something else here.
+func ldUnsupported(f ld.Fields) error {
+	if f.AnalysisType != nil && *f.AnalysisType == ld.AnalysisPercentile {
+		return errPercentile
+	}
+	return nil
 }
 
 func (a *launchDarklyAPI) internalError(w http.ResponseWriter, err error) {

@@ -10,6 +10,39 @@ import (
 	ld "github.com/custommetrics/bundle/internal/wire/launchdarkly"
 )
 
+// registerEvents serves the SDKs' event paths:
+//
+//	<events.path>/bulk, <events.path>/diagnostic   server-side SDKs, by SDK key
+//	/bulk, /diagnostic                             the same, at the root
+//	/events/bulk/{envId}, /events/diagnostic/{envId}   client-side SDKs, by client-side ID
+//
+// LaunchDarkly's events host takes the server-side SDKs' posts at /bulk and
+// /diagnostic under its root, so an SDK whose events URI is this collector's
+// root URL posts there. No other API has a path at the root: every other
+// pattern starts with its API's fixed segments (<prefix>/v2/customMetrics,
+// <prefix>/api/1/impact, <prefix>/api/deploymentmetrics, <prefix>/api/v2/metrics,
+// <prefix>/custom-metrics/api/v1/app), and events.path is never "" or "/"
+// (Validate), so <events.path>/bulk is never /bulk either. The client-side
+// SDKs' paths are LaunchDarkly's too; no other pattern starts with /events.
+// TestLaunchDarklyEventPathsCollideWithNothing checks this over HTTP.
+func (a *launchDarklyAPI) registerEvents(mux *http.ServeMux) {
+	bulk := methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.bulk})
+	diagnostic := methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.diagnostic})
+	for _, base := range []string{a.cfg.Events.Path, ""} {
+		mux.Handle(base+"/bulk", bulk)
+		mux.Handle(base+"/diagnostic", diagnostic)
+	}
+	mux.Handle("/events/bulk/{envId}", methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.clientBulk}))
+	mux.Handle("/events/diagnostic/{envId}", methods(writeLDError, map[string]http.HandlerFunc{http.MethodPost: a.clientDiagnostic}))
+}
+
+// clientSideID authenticates a client-side SDK by the client-side ID in its
+// path. The IDs are public, so a map lookup (not constant time) will do.
+func (a *launchDarklyAPI) clientSideID(r *http.Request) (LaunchDarklyClientSideID, bool) {
+	c, ok := a.clientSideIDs[r.PathValue("envId")]
+	return c, ok
+}
+
 // sdkKey authenticates an SDK by "Authorization: <sdk key>".
 func (a *launchDarklyAPI) sdkKey(r *http.Request) (LaunchDarklySDKKey, bool) {
 	got := r.Header.Get("Authorization")
@@ -23,12 +56,27 @@ func (a *launchDarklyAPI) sdkKey(r *http.Request) (LaunchDarklySDKKey, bool) {
 	return found, ok && got != ""
 }
 
-// diagnostic answers the SDKs' diagnostic events; they carry no metric values.
+// diagnostic answers the server-side SDKs' diagnostic events.
 func (a *launchDarklyAPI) diagnostic(w http.ResponseWriter, r *http.Request) {
 	if _, ok := a.sdkKey(r); !ok {
 		writeLDError(w, http.StatusUnauthorized, ld.MsgUnauthorized)
 		return
 	}
+	a.answerDiagnostic(w, r)
+}
+
+// clientDiagnostic answers the client-side SDKs' diagnostic events; an
+// unknown client-side ID gets 404, as from LaunchDarkly.
+func (a *launchDarklyAPI) clientDiagnostic(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.clientSideID(r); !ok {
+		writeLDError(w, http.StatusNotFound, ld.MsgNotFound)
+		return
+	}
+	a.answerDiagnostic(w, r)
+}
+
+// answerDiagnostic reads a diagnostic event; they carry no metric values.
+func (a *launchDarklyAPI) answerDiagnostic(w http.ResponseWriter, r *http.Request) {
 	if _, ok := readBody(w, r, writeLDError); !ok {
 		return
 	}
@@ -36,14 +84,30 @@ func (a *launchDarklyAPI) diagnostic(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-// bulk turns the custom, pageview and click events of an SDK's payload into
-// values of the project's metrics, and answers 202 once the pipeline has them.
+// bulk takes a server-side SDK's payload, authenticated by its SDK key.
 func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 	key, ok := a.sdkKey(r)
 	if !ok {
 		writeLDError(w, http.StatusUnauthorized, ld.MsgUnauthorized)
 		return
 	}
+	a.ingest(w, r, key.Tenant, key.Project)
+}
+
+// clientBulk takes a client-side SDK's payload, authenticated by the
+// client-side ID in its path; an unknown ID gets 404, as from LaunchDarkly.
+func (a *launchDarklyAPI) clientBulk(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.clientSideID(r)
+	if !ok {
+		writeLDError(w, http.StatusNotFound, ld.MsgNotFound)
+		return
+	}
+	a.ingest(w, r, id.Tenant, id.Project)
+}
+
+// ingest turns the custom, pageview and click events of an SDK's payload into
+// values of the project's metrics, and answers 202 once the pipeline has them.
+func (a *launchDarklyAPI) ingest(w http.ResponseWriter, r *http.Request, tenant, project string) {
 	body, ok := readBody(w, r, writeLDError)
 	if !ok {
 		return
@@ -63,14 +127,14 @@ func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	c, err := a.metrics(r.Context(), key.Tenant)
+	c, err := a.metrics(r.Context(), tenant)
 	if err != nil {
 		a.internalError(w, err)
 		return
 	}
 	var metrics []ld.Metric
 	for _, m := range c.List() {
-		if m.Project == key.Project {
+		if m.Project == project {
 			metrics = append(metrics, m)
 		}
 	}
@@ -95,7 +159,7 @@ func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 		writeLDError(w, le.Status, le.Error())
 		return
 	}
-	batch := otelmap.NewBatch(apiLaunchDarkly, key.Tenant, a.r.settings.BuildInfo.Version)
+	batch := otelmap.NewBatch(apiLaunchDarkly, tenant, a.r.settings.BuildInfo.Version)
 	for i, m := range metrics {
 		if len(values[i]) > 0 {
 			unit := ""
@@ -110,7 +174,7 @@ func (a *launchDarklyAPI) bulk(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	md.ResourceMetrics().At(0).Resource().Attributes().PutStr(otelmap.AttrLaunchDarklyProject, key.Project)
+	md.ResourceMetrics().At(0).Resource().Attributes().PutStr(otelmap.AttrLaunchDarklyProject, project)
 	if err := a.r.consume(r.Context(), apiLaunchDarkly, md, n); err != nil {
 		status, msg := refusal(err)
 		if status == http.StatusServiceUnavailable {

@@ -38,6 +38,12 @@ const (
 	AggregationSum     = "sum"
 )
 
+// Analysis types.
+const (
+	AnalysisMean       = "mean"
+	AnalysisPercentile = "percentile"
+)
+
 // URLMatcher is one entry of a pageview or click metric's urls.
 type URLMatcher struct {
 	Kind      string `json:"kind"`
@@ -52,7 +58,8 @@ type EventDefault struct {
 	Value    *float64 `json:"value,omitempty"`
 }
 
-// Fields are a metric's user-set fields: a POST body, and what PATCH may change.
+// Fields are a metric's user-set fields: a POST body (MetricPost), and what
+// PATCH may change.
 type Fields struct {
 	Key                 string        `json:"key"`
 	Name                *string       `json:"name,omitempty"`
@@ -71,6 +78,8 @@ type Fields struct {
 	AnalysisType        *string       `json:"analysisType,omitempty"`
 	PercentileValue     *int32        `json:"percentileValue,omitempty"`
 	EventDefault        *EventDefault `json:"eventDefault,omitempty"`
+	// MaintainerID is the ID of the member who maintains the metric.
+	MaintainerID *string `json:"maintainerId,omitempty"`
 }
 
 // Metric is a stored metric: its fields and what the server assigned.
@@ -96,9 +105,23 @@ func (m Metric) Active() bool { return m.IsActive == nil || *m.IsActive }
 var KeyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._\-]{0,255}$`)
 
 // ParsePost parses and validates a POST body. name defaults to the key.
+// Members of the representation that a client cannot set (ReadOnly) are
+// ignored, as LaunchDarkly ignores them, so a metric read from one project
+// can be posted to another as it is; any other unknown member is refused.
 func ParsePost(body []byte) (Fields, error) {
 	var f Fields
-	if err := decodeStrict(body, &f); err != nil {
+	var members map[string]json.RawMessage
+	if err := decodeStrict(body, &members); err != nil {
+		return f, err
+	}
+	for m := range ReadOnly {
+		delete(members, m)
+	}
+	rest, err := json.Marshal(members)
+	if err != nil {
+		return f, fmt.Errorf("invalid request body: %v", err)
+	}
+	if err := decodeStrict(rest, &f); err != nil {
 		return f, err
 	}
 	if f.Name == nil && f.Key != "" {
@@ -178,7 +201,10 @@ func (f *Fields) Validate() error {
 	if f.PercentileValue != nil && (*f.PercentileValue < 0 || *f.PercentileValue > 100) {
 		return errors.New("percentileValue must be between 0 and 100")
 	}
-	if f.AnalysisType != nil && *f.AnalysisType == "percentile" && f.PercentileValue == nil {
+	if f.AnalysisType != nil && *f.AnalysisType != AnalysisMean && *f.AnalysisType != AnalysisPercentile {
+		return fmt.Errorf("analysisType %q is invalid: must be %s or %s", *f.AnalysisType, AnalysisMean, AnalysisPercentile)
+	}
+	if f.AnalysisType != nil && *f.AnalysisType == AnalysisPercentile && f.PercentileValue == nil {
 		return errors.New("percentileValue is required when analysisType is percentile")
 	}
 	if f.EventDefault != nil && f.EventDefault.Value != nil && (math.IsNaN(*f.EventDefault.Value) || math.IsInf(*f.EventDefault.Value, 0)) {
@@ -188,6 +214,9 @@ func (f *Fields) Validate() error {
 		if strings.TrimSpace(t) == "" {
 			return fmt.Errorf("tags[%d] must not be empty", i)
 		}
+	}
+	if f.MaintainerID != nil && strings.TrimSpace(*f.MaintainerID) == "" {
+		return errors.New("maintainerId must not be empty")
 	}
 	for i, u := range f.RandomizationUnits {
 		if u == "" {
@@ -279,6 +308,7 @@ type MetricRep struct {
 	Tags                []string        `json:"tags"`
 	CreationDate        int64           `json:"_creationDate"`
 	LastModified        *Modification   `json:"lastModified,omitempty"`
+	MaintainerID        *string         `json:"maintainerId,omitempty"`
 	Description         *string         `json:"description,omitempty"`
 	IsNumeric           *bool           `json:"isNumeric,omitempty"`
 	SuccessCriteria     *string         `json:"successCriteria,omitempty"`
@@ -322,8 +352,8 @@ func Rep(m Metric, base string, listing bool) MetricRep {
 			"self":   {Href: base + "/" + m.Key, Type: "application/json"},
 		},
 		Tags: tags, CreationDate: m.CreationDate,
-		LastModified: &Modification{Date: m.LastModified.UTC().Format(time.RFC3339Nano)},
-		Description:  m.Description, IsNumeric: m.IsNumeric, SuccessCriteria: m.SuccessCriteria, Unit: m.Unit,
+		LastModified: &Modification{Date: m.LastModified.UTC().Format(time.RFC3339Nano)}, MaintainerID: m.MaintainerID,
+		Description: m.Description, IsNumeric: m.IsNumeric, SuccessCriteria: m.SuccessCriteria, Unit: m.Unit,
 		EventKey: m.EventKey, RandomizationUnits: m.RandomizationUnits, UnitAggregationType: m.UnitAggregationType,
 		AnalysisType: m.AnalysisType, PercentileValue: m.PercentileValue, EventDefault: m.EventDefault,
 	}
@@ -341,11 +371,26 @@ func Rep(m Metric, base string, listing bool) MetricRep {
 	return r
 }
 
-// ServerManaged are the representation's members that a client cannot change.
-var ServerManaged = map[string]bool{
-	"_id": true, "_versionId": true, "key": true, "kind": true, "_links": true, "_creationDate": true,
-	"lastModified": true, "_version": true, "_attachedFlagCount": true,
+// ReadOnly are the members of LaunchDarkly's metric representation
+// (MetricRep) that are not in MetricPost: the server sets them. Some are
+// never filled here (_site, _access, _maintainer, experiments, ...: no
+// sites, members, experiments or flags live here).
+var ReadOnly = map[string]bool{
+	"_id": true, "_versionId": true, "_links": true, "_creationDate": true, "lastModified": true,
+	"_version": true, "_attachedFlagCount": true, "_site": true, "_access": true, "_maintainer": true,
+	"experimentCount": true, "metricGroupCount": true, "experiments": true, "metricGroups": true,
+	"_attachedFeatures": true,
 }
+
+// ServerManaged are the representation's members that a PATCH cannot
+// change: the read-only ones, and key and kind, which are set at creation.
+var ServerManaged = func() map[string]bool {
+	m := map[string]bool{"key": true, "kind": true}
+	for k := range ReadOnly {
+		m[k] = true
+	}
+	return m
+}()
 
 // ErrorRep is LaunchDarkly's error body.
 type ErrorRep struct {

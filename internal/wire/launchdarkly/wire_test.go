@@ -27,6 +27,31 @@ func TestURLMatchers(t *testing.T) {
 	}
 }
 
+// Read-only members of the representation are ignored on create, every
+// other unknown member is refused, and malformed bodies stay refused.
+func TestParsePostReadOnlyMembers(t *testing.T) {
+	f, err := ParsePost([]byte(`{"_id":"5902deadbeef667524a01290","_version":4,"_site":{"href":"x"},"_maintainer":{},
+		"key":"m","kind":"custom","eventKey":"e","maintainerId":"569fdeadbeef1644facecafe"}`))
+	require.NoError(t, err)
+	assert.Equal(t, "m", f.Key)
+	assert.Equal(t, "569fdeadbeef1644facecafe", *f.MaintainerID)
+	for body, msg := range map[string]string{
+		`{"key":"m","kind":"custom","eventKey":"e","colour":1}`: `unknown field "colour"`,
+		`{"key":"m","kind":"custom","eventKey":"e"} {}`:         "trailing data",
+		`[]`: "invalid request body",
+		`{"key":"m","kind":"custom","eventKey":"e","analysisType":"p50"}`:        `analysisType "p50" is invalid`,
+		`{"key":"m","kind":"custom","eventKey":"e","maintainerId":""}`:           "maintainerId must not be empty",
+		`{"key":"m","kind":"custom","eventKey":"e","analysisType":"percentile"}`: "percentileValue is required",
+	} {
+		_, err := ParsePost([]byte(body))
+		assert.ErrorContains(t, err, msg, body)
+	}
+	for m := range ReadOnly {
+		assert.True(t, ServerManaged[m], m)
+	}
+	assert.True(t, ServerManaged["key"] && ServerManaged["kind"])
+}
+
 func TestParsePostDefaultsNameToKey(t *testing.T) {
 	f, err := ParsePost([]byte(`{"key":"my-metric","kind":"pageview","urls":[{"kind":"substring","substring":"foo"}]}`))
 	require.NoError(t, err)
