@@ -203,6 +203,8 @@ type tuning struct {
 	settle       int
 	likWarm      float64 // the likelihood statistics learn at least at likWarm/values seen
 	likPrior     bool    // the likelihood statistics start at their values for a calibrated model
+	firstBoth    bool    // the first surprisal (no error scale yet) is two-sided whatever the direction
+	learnWiden   float64 // the surprisal's deviation is divided by 1+learnWiden*sqrt(settle/n-1) while n < settle
 }
 
 var tune = tuning{
@@ -225,6 +227,8 @@ var tune = tuning{
 	earlyWiden:   0.5,
 	settle:       300,
 	likWarm:      0,
+	firstBoth:    true,
+	learnWiden:   0.25,
 }
 
 const (
@@ -393,8 +397,23 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 		wide += tune.earlyWiden * math.Sqrt(float64(tune.settle)/float64(s.n)-1)
 	}
 
-	// surprisal of this value, averaged over a short and a long window
-	raw := surprisal(zd) / tune.rawCap
+	// Surprisal of this value, averaged over a short and a long window; the
+	// likelihood statistics learn these averages. The second value of a
+	// series meets an error scale of 0: its surprisal is the cap whatever its
+	// sign, so that the statistics start from the same value for every
+	// direction (with a one-sided surprisal they started at 0 or at the cap
+	// by the sign of one residual, and a start at 0 made a one-sided detector
+	// over-sensitive for thousands of values). While few values are seen the
+	// deviation is also discounted (learnWiden), so that the uncertain early
+	// errors weigh less in what the statistics remember.
+	zl := zd
+	if tune.firstBoth && s.n == 1 {
+		zl = math.Abs(r / sigma)
+	}
+	if tune.learnWiden > 0 && s.n < int64(tune.settle) {
+		zl /= 1 + tune.learnWiden*math.Sqrt(float64(tune.settle)/float64(s.n)-1)
+	}
+	raw := surprisal(zl) / tune.rawCap
 	if raw > 1 {
 		raw = 1
 	}
