@@ -9,7 +9,9 @@ package detector
 // name=value pairs), streams the NAB files through the detector with every
 // candidate configuration of nabeval -loco, and prints the
 // leave-one-category-out held-out scores (their mean first) and the default
-// configuration's three NAB scores on all files.
+// configuration's three NAB scores on all files. With NAB_SYNTH=DIR it also
+// prints the default configuration's standard score on each category of the
+// NAB-like folder DIR (testdata/synthnab.py writes a synthetic one).
 
 import (
 	"fmt"
@@ -72,7 +74,8 @@ func TestExperiment(t *testing.T) {
 }
 
 // synthScores prints the default configuration's NAB standard score on each
-// category of a synthetic corpus (NAB_SYNTH, a folder like NAB's).
+// category of a synthetic corpus (NAB_SYNTH, a folder like NAB's, e.g. written
+// by testdata/synthnab.py).
 func synthScores(c *nab.Corpus, variant string) {
 	cfg := DefaultConfig()
 	out := fmt.Sprintf("%-50s synth", variant)
