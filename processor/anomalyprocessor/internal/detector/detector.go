@@ -203,6 +203,9 @@ type tuning struct {
 	settle       int
 	likWarm      float64 // the likelihood statistics learn at least at likWarm/values seen
 	likPrior     bool    // the likelihood statistics start at their values for a calibrated model
+	likMu0       float64 // first value of the long-term mean of the short average (0: the first average)
+	longMu0      float64 // first value of the long-term mean of the long average (0: the first average)
+	learnWiden   float64 // the surprisal's deviation is divided by 1+learnWiden*sqrt(settle/n-1) while n < settle
 }
 
 var tune = tuning{
@@ -225,6 +228,9 @@ var tune = tuning{
 	earlyWiden:   0.5,
 	settle:       300,
 	likWarm:      0,
+	likMu0:       1.0 / likWindow, // a window holding one capped surprisal
+	longMu0:      0.01,            // = alphaLong: the long average after one capped surprisal
+	learnWiden:   0.25,
 }
 
 const (
@@ -393,8 +399,15 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 		wide += tune.earlyWiden * math.Sqrt(float64(tune.settle)/float64(s.n)-1)
 	}
 
-	// surprisal of this value, averaged over a short and a long window
-	raw := surprisal(zd) / tune.rawCap
+	// Surprisal of this value, averaged over a short and a long window (the
+	// likelihood statistics learn these averages). While few values are seen
+	// the deviation is discounted, so that the uncertain early errors weigh
+	// less in what the statistics remember.
+	zl := zd
+	if tune.learnWiden > 0 && s.n < int64(tune.settle) {
+		zl /= 1 + tune.learnWiden*math.Sqrt(float64(tune.settle)/float64(s.n)-1)
+	}
+	raw := surprisal(zl) / tune.rawCap
 	if raw > 1 {
 		raw = 1
 	}
@@ -454,6 +467,21 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 	}
 	s.likMu, s.likVar = ewStats(s.likMu, s.likVar, avg, al, nl)
 	s.longMu, s.longVar = ewStats(s.longMu, s.longVar, long, al, nl)
+	if nl <= 1 {
+		// The long-term means start where a two-sided detector's first
+		// averages are (the second value of a series meets an error scale
+		// of 0, so its surprisal is the cap), whatever the direction and
+		// the first residual. They forget slowly (alphaLik): starting from
+		// the first averages themselves, a one-sided detector started at 0
+		// or at the cap by the sign of one residual, and from 0 it was
+		// over-sensitive for thousands of values.
+		if tune.likMu0 > 0 {
+			s.likMu = tune.likMu0
+		}
+		if tune.longMu0 > 0 {
+			s.longMu = tune.longMu0
+		}
+	}
 	s.long = long
 	s.min, s.max = math.Min(s.min, v), math.Max(s.max, v)
 	s.learnModels(v, &pred, d0, d1, dw, w0, w1, ww)

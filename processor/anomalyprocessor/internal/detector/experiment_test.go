@@ -9,7 +9,9 @@ package detector
 // name=value pairs), streams the NAB files through the detector with every
 // candidate configuration of nabeval -loco, and prints the
 // leave-one-category-out held-out scores (their mean first) and the default
-// configuration's three NAB scores on all files.
+// configuration's three NAB scores on all files. With NAB_SYNTH=DIR it also
+// prints the default configuration's standard score on each category of the
+// NAB-like folder DIR (testdata/synthnab.py writes a synthetic one).
 
 import (
 	"fmt"
@@ -35,12 +37,21 @@ func TestExperiment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var syn *nab.Corpus
+	if dir := os.Getenv("NAB_SYNTH"); dir != "" {
+		if syn, err = nab.Load(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
 	base := tune
 	defer func() { tune = base }()
 	for _, variant := range splitVariants(spec) {
 		tune = base
 		if err := applyTune(&tune, variant); err != nil {
 			t.Fatal(err)
+		}
+		if syn != nil {
+			synthScores(syn, variant)
 		}
 		cands := experimentCandidates(c)
 		rot := nab.Rotate(c, cands)
@@ -60,6 +71,35 @@ func TestExperiment(t *testing.T) {
 			}
 		}
 	}
+}
+
+// synthScores prints the default configuration's NAB standard score on each
+// category of a synthetic corpus (NAB_SYNTH, a folder like NAB's, e.g. written
+// by testdata/synthnab.py).
+func synthScores(c *nab.Corpus, variant string) {
+	cfg := DefaultConfig()
+	out := fmt.Sprintf("%-50s synth", variant)
+	for _, cat := range c.Categories() {
+		var files []*nab.File
+		var scores [][]float64
+		for _, f := range c.Files {
+			if f.Category != cat {
+				continue
+			}
+			var s State
+			sc := make([]float64, len(f.Values))
+			for j, v := range f.Values {
+				sc[j] = s.Update(&cfg, f.Times[j], v).Score
+			}
+			files, scores = append(files, f), append(scores, sc)
+			if os.Getenv("NAB_VERBOSE") != "" {
+				r := f.Score(sc, cfg.Threshold(), nab.Profiles[0])
+				fmt.Printf("    %-40s win %d TP %4d FP %3d raw %7.3f\n", f.Rel, f.Windows(), r.TP, r.FP, r.Raw)
+			}
+		}
+		out += fmt.Sprintf(" %s %6.2f", cat, nab.Normalised(files, scores, cfg.Threshold(), nab.Profiles[0]))
+	}
+	fmt.Println(out)
 }
 
 // experimentCandidates mirrors nabeval's candidates (the default first).

@@ -81,7 +81,9 @@ func TestSynthRates(t *testing.T) {
 		if err := applyTune(&tune, variant); err != nil {
 			t.Fatal(err)
 		}
-		var nb, fb, nh, fh, nn, fn int
+		var nb, fb, nh, fh, nn, fn, fu, fd int
+		up, down := DefaultConfig(), DefaultConfig()
+		up.Direction, down.Direction = DirectionUp, DirectionDown
 		for seed := uint64(0); seed < 10; seed++ {
 			rs := runAt(DefaultConfig(), bursty(seed, 16000, []float64{3, 30, 300}[seed%3]), 300)
 			nb += len(rs)
@@ -92,9 +94,12 @@ func TestSynthRates(t *testing.T) {
 			rs = run(DefaultConfig(), noise(seed+100, 4000, 10, 3))
 			nn += len(rs)
 			fn += len(flags(rs, 0, len(rs)))
+			fu += len(flags(run(up, noise(seed+100, 4000, 10, 3)), 0, 4000))
+			fd += len(flags(run(down, noise(seed+100, 4000, 10, 3)), 0, 4000))
 		}
-		fmt.Printf("%-50s FP/1000: bursty %.2f hourly %.2f noise %.2f\n", variant,
-			1000*float64(fb)/float64(nb), 1000*float64(fh)/float64(nh), 1000*float64(fn)/float64(nn))
+		fmt.Printf("%-50s FP/1000: bursty %.2f hourly %.2f noise %.2f up %.2f down %.2f\n", variant,
+			1000*float64(fb)/float64(nb), 1000*float64(fh)/float64(nh), 1000*float64(fn)/float64(nn),
+			1000*float64(fu)/float64(nn), 1000*float64(fd)/float64(nn))
 	}
 }
 
