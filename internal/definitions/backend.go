@@ -61,20 +61,42 @@ type MemoryBackend struct {
 
 // Get implements Backend.
 func (m *MemoryBackend) Get(ctx context.Context, key string) ([]byte, error) {
-	op := storage.GetOperation(key)
-	err := m.Batch(ctx, op)
-	return op.Value, err
+	return BatchFunc(m.Batch).Get(ctx, key)
 }
 
 // Set implements Backend.
 func (m *MemoryBackend) Set(ctx context.Context, key string, value []byte) error {
-	return m.Batch(ctx, storage.SetOperation(key, value))
+	return BatchFunc(m.Batch).Set(ctx, key, value)
 }
 
 // Delete implements Backend.
 func (m *MemoryBackend) Delete(ctx context.Context, key string) error {
-	return m.Batch(ctx, storage.DeleteOperation(key))
+	return BatchFunc(m.Batch).Delete(ctx, key)
 }
+
+// BatchFunc is a Backend made of its Batch alone: Get, Set and Delete are
+// batches of one operation.
+type BatchFunc func(ctx context.Context, ops ...*storage.Operation) error
+
+// Get implements Backend.
+func (f BatchFunc) Get(ctx context.Context, key string) ([]byte, error) {
+	op := storage.GetOperation(key)
+	err := f(ctx, op)
+	return op.Value, err
+}
+
+// Set implements Backend.
+func (f BatchFunc) Set(ctx context.Context, key string, value []byte) error {
+	return f(ctx, storage.SetOperation(key, value))
+}
+
+// Delete implements Backend.
+func (f BatchFunc) Delete(ctx context.Context, key string) error {
+	return f(ctx, storage.DeleteOperation(key))
+}
+
+// Batch implements Backend.
+func (f BatchFunc) Batch(ctx context.Context, ops ...*storage.Operation) error { return f(ctx, ops...) }
 
 // Batch implements Backend: the operations apply in order, atomically.
 func (m *MemoryBackend) Batch(_ context.Context, ops ...*storage.Operation) error {

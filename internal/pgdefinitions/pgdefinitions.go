@@ -43,6 +43,9 @@ const channel = "custommetrics_definitions"
 
 // Backend is a definitions.SharedBackend on a PostgreSQL database.
 type Backend struct {
+	// BatchFunc is batch: Get, Set, Delete and Batch outside any Update.
+	definitions.BatchFunc
+
 	pool   *pgxpool.Pool
 	logger *zap.Logger
 
@@ -72,6 +75,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, logger *zap.Logger) (*Backend,
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	b := &Backend{pool: pool, logger: logger, cancel: cancel, done: make(chan struct{})}
+	b.BatchFunc = b.batch
 	go b.listen(lctx)
 	return b, nil
 }
@@ -82,26 +86,8 @@ func (b *Backend) Close() {
 	<-b.done
 }
 
-// Get implements definitions.Backend.
-func (b *Backend) Get(ctx context.Context, key string) ([]byte, error) {
-	op := storage.GetOperation(key)
-	err := b.Batch(ctx, op)
-	return op.Value, err
-}
-
-// Set implements definitions.Backend.
-func (b *Backend) Set(ctx context.Context, key string, value []byte) error {
-	return b.Batch(ctx, storage.SetOperation(key, value))
-}
-
-// Delete implements definitions.Backend.
-func (b *Backend) Delete(ctx context.Context, key string) error {
-	return b.Batch(ctx, storage.DeleteOperation(key))
-}
-
-// Batch implements definitions.Backend: the operations apply in order, in
-// one transaction.
-func (b *Backend) Batch(ctx context.Context, ops ...*storage.Operation) error {
+// batch applies the operations in order, in one transaction.
+func (b *Backend) batch(ctx context.Context, ops ...*storage.Operation) error {
 	return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error { return apply(ctx, tx, ops) })
 }
 
@@ -126,27 +112,6 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value`, op.Key, op.Value); err 
 		}
 	}
 	return nil
-}
-
-// txBackend reads and writes inside one Update's transaction.
-type txBackend struct{ tx pgx.Tx }
-
-func (t txBackend) Get(ctx context.Context, key string) ([]byte, error) {
-	op := storage.GetOperation(key)
-	err := t.Batch(ctx, op)
-	return op.Value, err
-}
-
-func (t txBackend) Set(ctx context.Context, key string, value []byte) error {
-	return t.Batch(ctx, storage.SetOperation(key, value))
-}
-
-func (t txBackend) Delete(ctx context.Context, key string) error {
-	return t.Batch(ctx, storage.DeleteOperation(key))
-}
-
-func (t txBackend) Batch(ctx context.Context, ops ...*storage.Operation) error {
-	return apply(ctx, t.tx, ops)
 }
 
 // Version implements definitions.SharedBackend.
@@ -182,7 +147,8 @@ func (b *Backend) Update(ctx context.Context, names []string, fn func(tx definit
 		for i, name := range names {
 			before[i] = held[name]
 		}
-		if fnErr = fn(txBackend{tx}, before); fnErr != nil {
+		inTx := definitions.BatchFunc(func(ctx context.Context, ops ...*storage.Operation) error { return apply(ctx, tx, ops) })
+		if fnErr = fn(inTx, before); fnErr != nil {
 			return fnErr
 		}
 		if _, err := tx.Exec(ctx, "UPDATE definition_versions SET version = version + 1 WHERE name = ANY($1)", sorted); err != nil {
