@@ -4,8 +4,9 @@
 // aggregation.Compact) and the server folds it into the stored state in one
 // upsert, as aggregation.Compact.Merge does, and answers the merged state.
 //
-// It is the shared store that the cluster mode of issue #14 builds on; no
-// component uses it yet.
+// The aggregate processor keeps its windows here in cluster mode (its
+// `postgres` setting): any number of collectors add to the same windows, and
+// Emit hands each revision of a window to exactly one of them.
 //
 // Table window_states, one row per series-window:
 //
@@ -22,6 +23,10 @@
 //	                         seq and vkey are unsigned, stored with the top bit flipped so
 //	                         that PostgreSQL's signed order is their order
 //	revision         int8    1 at the first write, +1 with every merge
+//	identity         bytea   the caller's description of the series (written by the first write)
+//	emitted          int8    revision last emitted as a closed window's figure (0: none)
+//	running          int8    revision last emitted as a running figure (0: none)
+//	final            bool    a closed figure was emitted: the next emission is a restatement
 package pgwindows // import "github.com/custommetrics/bundle/internal/pgwindows"
 
 import (
@@ -55,8 +60,14 @@ const Schema = `CREATE TABLE IF NOT EXISTS window_states (
   seq int8 NOT NULL,
   vkey int8 NOT NULL,
   revision int8 NOT NULL,
+  identity bytea NOT NULL DEFAULT '',
+  emitted int8 NOT NULL DEFAULT 0,
+  running int8 NOT NULL DEFAULT 0,
+  final bool NOT NULL DEFAULT false,
   PRIMARY KEY (series, interval, start_unix_nano)
-)`
+);
+CREATE INDEX IF NOT EXISTS window_states_unemitted ON window_states (end_unix_nano) WHERE revision > emitted;
+CREATE INDEX IF NOT EXISTS window_states_running ON window_states (end_unix_nano) WHERE revision > running`
 
 // Errors of Merge; nothing of the call was applied.
 var (
@@ -70,6 +81,7 @@ var (
 // A Delta is what one writer adds to one window.
 type Delta struct {
 	Series   []byte
+	Identity []byte // stored with the window's first write
 	Interval calendar.Interval
 	Start    int64
 	End      int64
@@ -88,7 +100,16 @@ type Store struct{ pool *pgxpool.Pool }
 
 // New returns a Store on pool, creating the table when missing.
 func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
-	if _, err := pool.Exec(ctx, Schema); err != nil {
+	// Collectors starting together race to create the table; the lock makes
+	// the second wait instead of failing on a duplicate type.
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('custommetrics_window_states_schema'))"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, Schema)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("pgwindows: creating window_states: %w", err)
 	}
 	return &Store{pool: pool}, nil
@@ -105,8 +126,8 @@ var takes = fmt.Sprintf(`((t.fn = %d AND (excluded.ts, excluded.seq, excluded.vk
   (t.fn = %d AND (t.ts, t.seq, t.vkey) < (excluded.ts, excluded.seq, excluded.vkey)))`, aggregation.First, aggregation.Last)
 
 var upsert = `INSERT INTO window_states AS t
-  (series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, vkey, revision)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)
+  (series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, vkey, revision, identity)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)
 ON CONFLICT (series, interval, start_unix_nano) DO UPDATE SET
   n = t.n + excluded.n,
   a = CASE
@@ -134,7 +155,11 @@ func row(d *Delta) []any {
 	case aggregation.First, aggregation.Last:
 		ts, seq, vkey = int64(f.B), unsigned(f.C), unsigned(aggregation.OrderKey(f.A))
 	}
-	return []any{d.Series, int16(d.Interval), d.Start, d.End, int16(d.Fn), int64(f.Count), f.A, w, ts, seq, vkey}
+	identity := d.Identity
+	if identity == nil {
+		identity = []byte{} // the column holds no NULLs
+	}
+	return []any{d.Series, int16(d.Interval), d.Start, d.End, int16(d.Fn), int64(f.Count), f.A, w, ts, seq, vkey, identity}
 }
 
 // Merge folds every delta into its window, in one transaction: all of them
@@ -213,6 +238,11 @@ func scan(r pgx.Row, fn aggregation.Func) (Merged, error) {
 	if err := r.Scan(&n, &a, &w, &ts, &seq, &rev); err != nil {
 		return Merged{}, err
 	}
+	return Merged{State: compactOf(fn, n, a, w, ts, seq), Revision: rev}, nil
+}
+
+// compactOf is the state that a row's columns hold for fn.
+func compactOf(fn aggregation.Func, n int64, a, w float64, ts, seq int64) aggregation.Compact {
 	f := aggregation.Fields{Count: uint64(n), A: a}
 	switch fn {
 	case aggregation.Average:
@@ -220,5 +250,94 @@ func scan(r pgx.Row, fn aggregation.Func) (Merged, error) {
 	case aggregation.First, aggregation.Last:
 		f.B, f.C = uint64(ts), fromUnsigned(seq)
 	}
-	return Merged{State: aggregation.CompactOfFields(f), Revision: rev}, nil
+	return aggregation.CompactOfFields(f)
+}
+
+// Kind says which figure of a window an emission is.
+type Kind uint8
+
+// Kinds of emissions.
+const (
+	Running   Kind = iota // the figure of an open window
+	Closed                // the first figure of a closed window
+	Restated              // a later figure of a closed window
+)
+
+// A Claimed window is one to emit.
+type Claimed struct {
+	Identity []byte
+	Interval calendar.Interval
+	Start    int64
+	End      int64
+	Fn       aggregation.Func
+	Merged
+	Kind Kind
+}
+
+// Emit hands the windows due for emission to fn, at most limit of them, and
+// marks them emitted when fn returns nil: closed windows (ending at or before
+// closedBefore) whose revision was not emitted as closed, and, with running,
+// open windows whose revision was not emitted at all. It works in one
+// transaction holding the windows' rows, which other callers skip: each
+// revision is handed to one caller, and to another only if fn failed or its
+// caller died before committing. It returns how many windows fn took.
+func (s *Store) Emit(ctx context.Context, closedBefore int64, running bool, limit int, fn func([]Claimed) error) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, revision, final, identity
+FROM window_states
+WHERE (end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running)
+ORDER BY end_unix_nano LIMIT $3 FOR UPDATE SKIP LOCKED`, closedBefore, running, limit)
+		if err != nil {
+			return err
+		}
+		var claimed []Claimed
+		var series [][]byte
+		for rows.Next() {
+			var c Claimed
+			var key []byte
+			var iv, f int16
+			var cnt, ts, seq int64
+			var a, w float64
+			var final bool
+			if err := rows.Scan(&key, &iv, &c.Start, &c.End, &f, &cnt, &a, &w, &ts, &seq, &c.Revision, &final, &c.Identity); err != nil {
+				rows.Close()
+				return err
+			}
+			c.Interval, c.Fn = calendar.Interval(iv), aggregation.Func(f)
+			c.State = compactOf(c.Fn, cnt, a, w, ts, seq)
+			switch {
+			case c.End > closedBefore:
+				c.Kind = Running
+			case final:
+				c.Kind = Restated
+			default:
+				c.Kind = Closed
+			}
+			claimed = append(claimed, c)
+			series = append(series, key)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(claimed) == 0 {
+			return nil
+		}
+		if err := fn(claimed); err != nil {
+			return err
+		}
+		var b pgx.Batch
+		for i, c := range claimed {
+			if c.Kind == Running {
+				b.Queue(`UPDATE window_states SET running = $4 WHERE series = $1 AND interval = $2 AND start_unix_nano = $3`,
+					series[i], int16(c.Interval), c.Start, c.Revision)
+			} else {
+				b.Queue(`UPDATE window_states SET emitted = $4, running = $4, final = true WHERE series = $1 AND interval = $2 AND start_unix_nano = $3`,
+					series[i], int16(c.Interval), c.Start, c.Revision)
+			}
+		}
+		n = len(claimed)
+		return tx.SendBatch(ctx, &b).Close()
+	})
+	return n, err
 }

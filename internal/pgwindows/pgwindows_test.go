@@ -198,3 +198,76 @@ func BenchmarkMerge(b *testing.B) {
 		})
 	}
 }
+
+// Emitters on several collectors each get a disjoint share of the due
+// windows; every revision is emitted once; a failed emission is handed out
+// again; a late value makes a restatement; open windows go out as running
+// figures only when asked for.
+func TestEmitHandsEachRevisionToOneEmitter(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	stores := []*Store{newStore(t, dsn), newStore(t, dsn), newStore(t, dsn)}
+	ctx := context.Background()
+	const day = int64(86_400e9)
+	var ds []Delta
+	for i := range 50 {
+		d := delta(fmt.Sprintf("closed%d", i), aggregation.Sum, 0, [3]float64{float64(i), 0, 0})
+		d.Identity = []byte(fmt.Sprintf("id%d", i))
+		ds = append(ds, d)
+	}
+	open := delta("open", aggregation.Sum, 10*day, [3]float64{7, 0, 0})
+	ds = append(ds, open)
+	_, err := stores[0].Merge(ctx, ds)
+	require.NoError(t, err)
+	now := 5 * day // windows of day 0 are closed, the one of day 10 is open
+
+	// A failing emitter leaves everything to the next.
+	_, err = stores[1].Emit(ctx, now, false, 1000, func([]Claimed) error { return errors.New("exporter down") })
+	require.Error(t, err)
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n, err := s.Emit(ctx, now, false, 7, func(cs []Claimed) error {
+					mu.Lock()
+					defer mu.Unlock()
+					for _, c := range cs {
+						assert.Equal(t, Closed, c.Kind)
+						seen[string(c.Identity)]++
+					}
+					return nil
+				})
+				if !assert.NoError(t, err) || n == 0 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Len(t, seen, 50)
+	for id, n := range seen {
+		assert.Equal(t, 1, n, "%s emitted once", id)
+	}
+
+	// A late value: one restatement, with the complete figure.
+	_, err = stores[2].Merge(ctx, []Delta{delta("closed3", aggregation.Sum, 0, [3]float64{100, 0, 0})})
+	require.NoError(t, err)
+	var got []Claimed
+	_, err = stores[1].Emit(ctx, now, true, 1000, func(cs []Claimed) error { got = append(got, cs...); return nil })
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, Restated, got[0].Kind)
+	assert.Equal(t, 103.0, got[0].State.Value(aggregation.Sum))
+	assert.Equal(t, int64(2), got[0].Revision)
+	assert.Equal(t, Running, got[1].Kind)
+	assert.Equal(t, 7.0, got[1].State.Value(aggregation.Sum))
+
+	// Nothing changed since: nothing to emit, running or not.
+	n, err := stores[0].Emit(ctx, now, true, 1000, func([]Claimed) error { return nil })
+	require.NoError(t, err)
+	assert.Zero(t, n)
+}
