@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
@@ -43,6 +45,9 @@ type Config struct {
 	// Storage is the ID of a storage extension (e.g. file_storage) that keeps
 	// window states durable. Without it state is in memory only.
 	Storage *component.ID `mapstructure:"storage"`
+	// Postgres shares the window states with every collector that names the
+	// same database (cluster mode, see README): exclusive with Storage.
+	Postgres *PostgresConfig `mapstructure:"postgres"`
 	// CommitDelay is how long a group commit waits for more callers before
 	// it writes, when the previous commit was shared by several callers
 	// (a lone caller never waits). Default 1ms; 0 = never wait.
@@ -62,6 +67,16 @@ type Config struct {
 	Definitions *component.ID `mapstructure:"definitions"`
 	// Embrace says how Embrace definitions meet the data.
 	Embrace EmbraceConfig `mapstructure:"embrace"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// PostgresConfig names the database of the shared window states.
+type PostgresConfig struct {
+	// DSN is the database's URL, e.g. postgres://user:password@host:5432/db
+	// (or a libpq key=value string). The processor creates its table.
+	DSN configopaque.String `mapstructure:"dsn"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -123,6 +138,19 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.RestatementRetention < 0 {
 		errs = append(errs, errors.New("restatement_retention must not be negative (0 = forever)"))
+	}
+	if cfg.Postgres != nil {
+		switch {
+		case cfg.Storage != nil:
+			errs = append(errs, errors.New("storage and postgres are exclusive: window states live in one place"))
+		case cfg.Postgres.DSN == "":
+			errs = append(errs, errors.New("postgres::dsn is required"))
+		default:
+			if _, err := pgxpool.ParseConfig(string(cfg.Postgres.DSN)); err != nil {
+				// pgx's message may quote the DSN, password included.
+				errs = append(errs, errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string"))
+			}
+		}
 	}
 	if cfg.Definitions != nil && cfg.Embrace.AppIDAttribute == "" {
 		errs = append(errs, errors.New("embrace::app_id_attribute must not be empty when definitions is set"))

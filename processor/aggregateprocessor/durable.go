@@ -419,9 +419,12 @@ func (d *durable) loadMissing(ctx context.Context, miss []missing) error {
 	return nil
 }
 
-// identity returns the desc of a stored record, from the identity it holds,
+// identity returns the desc of a stored record (see descOf).
+func (d *durable) identity(sc *scratch, r *record) (*desc, error) { return d.p.descOf(sc, r) }
+
+// descOf returns the desc of a stored record, from the identity it holds,
 // and checks it against the record's desc key (as its version wrote it).
-func (d *durable) identity(sc *scratch, r *record) (*desc, error) {
+func (p *aggProcessor) descOf(sc *scratch, r *record) (*desc, error) {
 	md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(r.blob)
 	if err != nil || md.ResourceMetrics().Len() != 1 || md.ResourceMetrics().At(0).ScopeMetrics().Len() != 1 ||
 		md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().Len() != 1 || len(r.dkey) == 0 {
@@ -449,7 +452,7 @@ func (d *durable) identity(sc *scratch, r *record) (*desc, error) {
 		want = ""
 	}
 	sc.rs = appendResourceScope(sc.rs[:0], sc, rm, sm)
-	dsc := d.p.descFor(sc, sc.rs, rm, sm, m, fn)
+	dsc := p.descFor(sc, sc.rs, rm, sm, m, fn)
 	if want != "" && dsc.key != want {
 		return nil, errors.New("identity does not match its key")
 	}

@@ -36,6 +36,9 @@ type snap struct {
 // and, when running_interval is due, the running figures of changed open
 // windows; then it evicts what no longer needs to be in memory.
 func (p *aggProcessor) tick(ctx context.Context, now time.Time) error {
+	if p.shared != nil {
+		return p.emitShared(ctx, now.UnixNano(), false)
+	}
 	return p.emit(ctx, now.UnixNano(), false)
 }
 

@@ -204,7 +204,8 @@ type aggProcessor struct {
 	descID  uint64
 	tenants map[string]*tenantWindows // guarded by descMu
 
-	store *durable // nil: memory only
+	store  *durable // nil: memory only (or shared)
+	shared *shared  // cluster mode: window states in PostgreSQL (shared.go)
 	// evictedBefore (memory mode): closed windows ending at or before it may
 	// have been evicted, so their figure is unknown and values are refused.
 	evictedBefore atomic.Int64
@@ -269,7 +270,11 @@ func (p *aggProcessor) Start(ctx context.Context, host component.Host) error {
 	if err := p.startDefinitions(ctx, host); err != nil {
 		return err
 	}
-	if p.cfg.Storage == nil {
+	if p.cfg.Postgres != nil {
+		if err := p.startShared(ctx, host); err != nil {
+			return err
+		}
+	} else if p.cfg.Storage == nil {
 		p.logger.Warn("No storage configured: window states are kept in memory only and lost on restart; " +
 			"set 'storage' to a storage extension such as file_storage for durable aggregates and restatements of evicted windows.")
 	} else {
@@ -313,7 +318,9 @@ func (p *aggProcessor) Shutdown(ctx context.Context) error {
 		p.stopTicker = nil
 	}
 	var errs []error
-	if p.store != nil {
+	if p.shared != nil {
+		p.sharedShutdown(ctx)
+	} else if p.store != nil {
 		// Emit what closed; open windows are durable and resume after a restart.
 		if err := p.tick(ctx, p.now()); err != nil {
 			errs = append(errs, err)
@@ -518,6 +525,14 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 		}
 	}
 
+	if p.shared != nil {
+		if err := p.applyShared(ctx, sc); err != nil {
+			p.refused(ctx, sc, err)
+			return err
+		}
+		p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(len(sc.refs)))
+		return nil
+	}
 	if err := p.apply(sc); err != nil {
 		p.refused(ctx, sc, err)
 		return err
@@ -707,7 +722,7 @@ func (p *aggProcessor) resolveOne(sc *scratch, d *desc, key []byte, iv calendar.
 		return nil
 	}
 	closed := end+int64(p.cfg.AllowedLateness) <= nowNs
-	if p.store == nil && closed && end <= p.evictedBefore.Load() {
+	if p.store == nil && p.shared == nil && closed && end <= p.evictedBefore.Load() {
 		return consumererror.NewPermanent(fmt.Errorf(
 			"aggregate processor: a value at %s falls in the closed %s window ending %s, whose figure was evicted from memory "+
 				"(no storage extension is configured); restating it from this value alone would publish a wrong figure",

@@ -1,0 +1,212 @@
+package aggregateprocessor // import "github.com/custommetrics/bundle/processor/aggregateprocessor"
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/figures"
+	"github.com/custommetrics/bundle/internal/pgwindows"
+)
+
+// Cluster mode (`postgres`): the window states live in PostgreSQL
+// (internal/pgwindows), shared by every collector with the same config.
+//
+//   - A batch's values become one delta per window, merged into the stored
+//     states in one transaction (all or nothing); the answer waits for its
+//     commit, and a failed commit counts nothing (503 upstream).
+//   - returnValue figures are the merged states that the transaction returns:
+//     they hold every value that any collector had acknowledged before.
+//   - Emission claims due windows from the database (pgwindows.Emit): each
+//     revision of a window is emitted by one collector, whichever tick comes
+//     first, including windows that collector never saw (their identity is
+//     stored with them).
+//   - Windows in memory only cache identities; they are evicted once closed.
+type shared struct {
+	pool   *pgxpool.Pool
+	store  *pgwindows.Store
+	health *health
+}
+
+// emitBatch is how many windows one emission transaction claims.
+const emitBatch = 1000
+
+func (p *aggProcessor) startShared(ctx context.Context, host component.Host) error {
+	pcfg, err := pgxpool.ParseConfig(string(p.cfg.Postgres.DSN))
+	if err != nil {
+		return errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("connecting to the window database: %w", err)
+	}
+	store, err := pgwindows.New(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return err
+	}
+	p.shared = &shared{pool: pool, store: store, health: &health{host: host}}
+	p.logger.Info("Window states are shared through PostgreSQL (cluster mode)",
+		zap.String("host", pcfg.ConnConfig.Host), zap.String("database", pcfg.ConnConfig.Database))
+	return nil
+}
+
+func (s *shared) stop() {
+	s.health.stop()
+	s.pool.Close()
+}
+
+// seriesKey is a window's series in the shared table: a hash of its
+// identity, as storageKey's (a collision would be caught by identityOf's
+// check at emission time, never silently merged: see emitShared).
+func seriesKey(w *window) []byte {
+	h := sha256.New()
+	h.Write([]byte(w.d.key))
+	h.Write(w.attrs())
+	return h.Sum(nil)[:16]
+}
+
+// applyShared merges the batch's values into the shared window states, all
+// or nothing, and records the merged figures in the request's slot.
+func (p *aggProcessor) applyShared(ctx context.Context, sc *scratch) error {
+	defer p.unpin(sc)
+	base := p.seq.Add(uint64(sc.points)) - uint64(sc.points)
+	var deltas []pgwindows.Delta
+	idx := make(map[*window]int, len(sc.refs))
+	for i := range sc.refs {
+		r := &sc.refs[i]
+		w := r.w
+		j, ok := idx[w]
+		if !ok {
+			j = len(deltas)
+			idx[w] = j
+			none := aggregation.State{}
+			deltas = append(deltas, pgwindows.Delta{
+				Series: seriesKey(w), Identity: encodeRecord(w, &none, 0),
+				Interval: w.iv, Start: w.start, End: w.end, Fn: w.d.fn,
+			})
+		}
+		deltas[j].State.Add(w.d.fn, r.v, r.wt, r.ts, base+uint64(r.pt)+1)
+	}
+	merged, err := p.shared.store.Merge(context.WithoutCancel(ctx), deltas)
+	switch {
+	case errors.Is(err, pgwindows.ErrNonFinite):
+		return consumererror.NewPermanent(fmt.Errorf("%w: %w", errNonFinite, err))
+	case err != nil:
+		p.tel.ProcessorAggregateCommitsFailed.Add(ctx, 1)
+		p.shared.health.failed(p, err)
+		return errStorage // the cause (addresses and all) goes to the log, not to clients
+	}
+	p.tel.ProcessorAggregateCommits.Add(ctx, 1)
+	p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(len(deltas)))
+	p.shared.health.ok(p)
+	if slot := figures.FromContext(ctx); slot != nil {
+		for w, j := range idx {
+			slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: merged[j].State.State(w.d.fn)})
+		}
+	}
+	return nil
+}
+
+// emitShared emits what the shared table holds due: closed windows and
+// restatements, and when running is due the changed open windows.
+func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) error {
+	p.emitMu.Lock()
+	defer p.emitMu.Unlock()
+	running := all
+	if ri := int64(p.cfg.RunningInterval); ri > 0 && nowNs-p.lastRunning >= ri {
+		running = true
+		p.lastRunning = nowNs
+	}
+	closedBefore := nowNs - int64(p.cfg.AllowedLateness)
+	for {
+		n, err := p.shared.store.Emit(ctx, closedBefore, running, emitBatch, func(cs []pgwindows.Claimed) error {
+			return p.emitClaimed(ctx, cs)
+		})
+		if err != nil {
+			return err
+		}
+		if n < emitBatch {
+			break
+		}
+	}
+	p.evictShared(nowNs)
+	return nil
+}
+
+// emitClaimed passes claimed windows on.
+func (p *aggProcessor) emitClaimed(ctx context.Context, cs []pgwindows.Claimed) error {
+	sc := p.scratch.Get().(*scratch)
+	defer func() { sc.reset(); p.scratch.Put(sc) }()
+	snaps := make([]snap, 0, len(cs))
+	var final, restated, run int64
+	for _, c := range cs {
+		r, err := decodeRecord(c.Identity)
+		if err != nil {
+			return fmt.Errorf("aggregate processor: a shared window's identity is corrupt: %w", err)
+		}
+		d, err := p.descOf(sc, &r)
+		if err != nil {
+			return fmt.Errorf("aggregate processor: a shared window's identity is corrupt: %w", err)
+		}
+		if d.fn != c.Fn || r.iv != c.Interval || r.start != c.Start {
+			return errors.New("aggregate processor: a shared window's identity does not match its key")
+		}
+		w := &window{akey: string(r.attrs), d: d, iv: c.Interval, start: c.Start, end: c.End}
+		kind := emitRunning
+		switch c.Kind {
+		case pgwindows.Closed:
+			kind = emitFinal
+			final++
+		case pgwindows.Restated:
+			kind = emitRestatement
+			restated++
+		default:
+			run++
+		}
+		snaps = append(snaps, snap{w: w, acc: c.State, kind: kind})
+	}
+	if err := p.next.ConsumeMetrics(ctx, p.build(snaps)); err != nil {
+		return err
+	}
+	p.tel.ProcessorAggregateWindowsEmitted.Add(ctx, final)
+	p.tel.ProcessorAggregateRestatementsEmitted.Add(ctx, restated)
+	p.tel.ProcessorAggregateRunningEmitted.Add(ctx, run)
+	return nil
+}
+
+// evictShared drops from memory the closed windows no batch holds: their
+// state is in the database, and a late value finds it there.
+func (p *aggProcessor) evictShared(nowNs int64) {
+	closedBefore := nowNs - int64(p.cfg.AllowedLateness)
+	pressure := p.inMem.Load()*10 > int64(p.cfg.MaxSeriesWindows)*9
+	for i := range p.shards {
+		sh := &p.shards[i]
+		sh.mu.Lock()
+		sh.each(func(h uint64, w *window) {
+			if w.pins == 0 && (pressure || w.end <= closedBefore) {
+				sh.del(h, w)
+				p.forget(w.d)
+			}
+		})
+		sh.mu.Unlock()
+	}
+}
+
+// sharedShutdown emits what is due; open windows stay in the database for
+// the other collectors (or this one after a restart). An emission that fails
+// now loses nothing: the windows stay due, for whichever collector ticks next.
+func (p *aggProcessor) sharedShutdown(ctx context.Context) {
+	if err := p.emitShared(ctx, p.now().UnixNano(), false); err != nil {
+		p.logger.Warn("Emitting due windows at shutdown failed; they stay due in the database for the next emitter", zap.Error(err))
+	}
+	p.shared.stop()
+	p.shared = nil
+}
