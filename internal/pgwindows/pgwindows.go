@@ -258,9 +258,9 @@ type Kind uint8
 
 // Kinds of emissions.
 const (
-	Running   Kind = iota // the figure of an open window
-	Closed                // the first figure of a closed window
-	Restated              // a later figure of a closed window
+	Running  Kind = iota // the figure of an open window
+	Closed               // the first figure of a closed window
+	Restated             // a later figure of a closed window
 )
 
 // A Claimed window is one to emit.
