@@ -34,6 +34,7 @@ func (e *env) shortSet() {
 	e.malformed(15 * time.Second)
 	e.kill9(24*time.Second, 2000)
 	e.diskFull(18*time.Second, 1500)
+	e.cluster(10*time.Second, 1500)
 }
 
 // definitionAPIs drives the two APIs whose values come from elsewhere, at
@@ -115,6 +116,7 @@ func (e *env) fullSet() {
 	e.kill9(30*time.Second, 4000)
 	e.diskFull(24*time.Second, 2000)
 	e.runningFigures(10 * time.Second)
+	e.cluster(20*time.Second, 3000)
 
 	// memory_limiter pressure: a tiny limit, many series at full speed.
 	e.scenario("memory-limiter", colOpts{memLimitMiB: 60, memSpikeMiB: 20}, []load{{
@@ -331,10 +333,10 @@ func (e *env) runningFigures(d time.Duration) {
 		e.scenario(o.name, colOpts{durable: true, runningInterval: o.interval}, []load{{target: t, cfg: loadgen.Config{Conns: maxConns, Duration: d}}}, nil)
 	}
 	off, on := e.scenarioRow("running-figures-off"), e.scenarioRow("running-figures-1s")
-	if off != nil && on != nil && off.Res != nil && on.Res != nil && off.Res.Acked > 0 && on.Res.Acked > 0 {
-		perOff := off.Usage.CPU / off.Res.ReqPerSec()
-		perOn := on.Usage.CPU / on.Res.ReqPerSec()
-		on.Notes = append(on.Notes, fmt.Sprintf("CPU per acknowledged request %.1f µs with running figures every 1s vs %.1f µs without (%.2f×); req/s %.2f×",
-			perOn*1e6, perOff*1e6, perOn/perOff, on.Res.ReqPerSec()/off.Res.ReqPerSec()))
+	if off != nil && on != nil {
+		if perOff, perOn := cpuPerAck(off), cpuPerAck(on); perOff > 0 && perOn > 0 {
+			on.Notes = append(on.Notes, fmt.Sprintf("CPU per acknowledged request %.1f µs with running figures every 1s vs %.1f µs without (%.2f×); req/s %.2f×",
+				perOn, perOff, perOn/perOff, on.Res.ReqPerSec()/off.Res.ReqPerSec()))
+		}
 	}
 }
