@@ -13,6 +13,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/figures"
+	"github.com/custommetrics/bundle/internal/groupcommit"
 	"github.com/custommetrics/bundle/internal/pgwindows"
 )
 
@@ -33,6 +34,17 @@ type shared struct {
 	pool   *pgxpool.Pool
 	store  *pgwindows.Store
 	health *health
+	// Concurrent batches share merge transactions (group commit, as with
+	// storage): one transaction per round instead of one per batch.
+	merges *groupcommit.Committer[*merge]
+}
+
+// merge is one batch's deltas and, once its round is written, their merged
+// states or why they were refused.
+type merge struct {
+	deltas []pgwindows.Delta
+	merged []pgwindows.Merged
+	err    error
 }
 
 // emitBatch is how many windows one emission transaction claims.
@@ -52,15 +64,46 @@ func (p *aggProcessor) startShared(ctx context.Context, host component.Host) err
 		pool.Close()
 		return err
 	}
-	p.shared = &shared{pool: pool, store: store, health: &health{host: host}}
+	s := &shared{pool: pool, store: store, health: &health{host: host}}
+	s.merges = groupcommit.New(s.write, p.cfg.CommitDelay)
+	p.shared = s
 	p.logger.Info("Window states are shared through PostgreSQL (cluster mode)",
 		zap.String("host", pcfg.ConnConfig.Host), zap.String("database", pcfg.ConnConfig.Database))
 	return nil
 }
 
 func (s *shared) stop() {
+	s.merges.Close()
 	s.health.stop()
 	s.pool.Close()
+}
+
+// write merges the batches of one round in one transaction. When that fails
+// because a figure would not be finite, each batch is merged on its own, so
+// that only the batches that make a figure non-finite are refused.
+func (s *shared) write(ms []*merge) error {
+	ctx := context.Background() // the round's requests may be gone; the merge still belongs to them
+	var all []pgwindows.Delta
+	for _, m := range ms {
+		all = append(all, m.deltas...)
+	}
+	merged, err := s.store.Merge(ctx, all)
+	if err == nil {
+		for _, m := range ms {
+			m.merged, merged = merged[:len(m.deltas)], merged[len(m.deltas):]
+		}
+		return nil
+	}
+	if !errors.Is(err, pgwindows.ErrNonFinite) || len(ms) == 1 {
+		for _, m := range ms {
+			m.err = err
+		}
+		return err
+	}
+	for _, m := range ms {
+		m.merged, m.err = s.store.Merge(ctx, m.deltas)
+	}
+	return nil
 }
 
 // seriesKey is a window's series in the shared table: a hash of its
@@ -95,7 +138,14 @@ func (p *aggProcessor) applyShared(ctx context.Context, sc *scratch) error {
 		}
 		deltas[j].State.Add(w.d.fn, r.v, r.wt, r.ts, base+uint64(r.pt)+1)
 	}
-	merged, err := p.shared.store.Merge(context.WithoutCancel(ctx), deltas)
+	m := &merge{deltas: deltas}
+	// The answer must say whether the values counted, so it waits for the
+	// round even when the caller stops waiting.
+	err := p.shared.merges.Wait(context.WithoutCancel(ctx), p.shared.merges.Add(m))
+	if m.err != nil {
+		err = m.err
+	}
+	merged := m.merged
 	switch {
 	case errors.Is(err, pgwindows.ErrNonFinite):
 		return consumererror.NewPermanent(fmt.Errorf("%w: %w", errNonFinite, err))
