@@ -13,9 +13,11 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 
+	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/pgserver"
+	"github.com/custommetrics/bundle/internal/pgwindows"
 )
 
 // sharedCollectors starts n processors in cluster mode on one private
@@ -142,4 +144,34 @@ func TestSharedDatabaseDownRefusesValues(t *testing.T) {
 		assert.Equal(t, 6.0, got, "the refused value was not counted")
 		return true
 	}, 20*time.Second, 100*time.Millisecond)
+}
+
+// A merge round holding one batch that would make a figure non-finite
+// refuses that batch only; the others of the round count.
+func TestSharedRoundRefusesOnlyTheNonFiniteBatch(t *testing.T) {
+	at := time.Date(2024, 3, 1, 10, 15, 0, 0, time.UTC)
+	ps, _, _ := sharedCollectors(t, 1, &clock{t: at})
+	p := ps[0]
+	_, err := postShared(t, p, at, 1e308)
+	require.NoError(t, err)
+
+	delta := func(v float64) pgwindows.Delta {
+		var c aggregation.Compact
+		c.Add(aggregation.Sum, v, 1, at.UnixNano(), 1)
+		var w *window
+		for i := range p.shards {
+			p.shards[i].each(func(_ uint64, x *window) { w = x })
+			if w != nil {
+				break
+			}
+		}
+		require.NotNil(t, w, "the window of the first value is cached")
+		return pgwindows.Delta{Series: seriesKey(w), Interval: w.iv, Start: w.start, End: w.end, Fn: aggregation.Sum, State: c}
+	}
+	good, bad, good2 := &merge{deltas: []pgwindows.Delta{delta(1)}}, &merge{deltas: []pgwindows.Delta{delta(1e308)}}, &merge{deltas: []pgwindows.Delta{delta(2)}}
+	require.NoError(t, p.shared.write([]*merge{good, bad, good2}))
+	require.NoError(t, good.err)
+	require.ErrorIs(t, bad.err, pgwindows.ErrNonFinite)
+	require.NoError(t, good2.err)
+	assert.Equal(t, 1e308+3, good2.merged[0].State.Value(aggregation.Sum))
 }
