@@ -64,15 +64,15 @@ var pgDatabaseSeq atomic.Int64
 func (s *pgServer) newDatabase() string {
 	s.tb.Helper()
 	name := fmt.Sprintf("test_%d", pgDatabaseSeq.Add(1))
-	db := s.open("postgres")
-	_, err := db.Exec("CREATE DATABASE " + name)
+	// Closed at once, not in s.tb's cleanup: a benchmark creates databases
+	// for every run and would otherwise exhaust max_connections.
+	cfg, err := pgx.ParseConfig(s.dsn("postgres"))
+	require.NoError(s.tb, err)
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	_, err = db.Exec("CREATE DATABASE " + name)
 	require.NoError(s.tb, err)
 	return s.dsn(name)
-}
-
-// open opens database name for the test's own queries; closed in t.Cleanup.
-func (s *pgServer) open(name string) *sql.DB {
-	return openPostgres(s.tb, s.dsn(name))
 }
 
 func openPostgres(tb testing.TB, dsn string) *sql.DB {

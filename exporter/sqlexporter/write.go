@@ -35,9 +35,10 @@ func (e *sqlExporter) writeBatch(ctx context.Context, b *batch, now int64) (wind
 
 // sqliteRowsPerStatement is the number of rows of the multi-row INSERT that
 // SQLite executes repeatedly (prepared once per transaction); the rest of a
-// batch goes row by row. Small on purpose: modernc.org/sqlite matches bind
-// parameters to arguments in quadratic time, so a statement with thousands
-// of parameters costs more than several small ones.
+// batch goes row by row. modernc.org/sqlite (since v1.41) keeps the compiled
+// statement across executions and (since v1.60.1) binds in linear time, so
+// the size only trades the per-execution overhead against the size of the
+// statement; 8 to 128 measure the same within noise.
 const sqliteRowsPerStatement = 32
 
 func (e *sqlExporter) writeSQLite(ctx context.Context, tx *sql.Tx, b *batch, now int64) (windows, points int64, err error) {

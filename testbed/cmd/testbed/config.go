@@ -26,6 +26,9 @@ type colOpts struct {
 	pgDSN string
 	// env is added to the collector's environment (e.g. GOMEMLIMIT).
 	env []string
+	// anomalyMaxSeries, when set, is the anomaly processor's
+	// max_series_per_tenant ("0" = no limit).
+	anomalyMaxSeries string
 	// runningInterval, when set, is the aggregate processor's running_interval.
 	runningInterval string
 	// dataTmpfs, when > 0, mounts a tmpfs of that many bytes as the
@@ -120,7 +123,11 @@ processors:
 	if o.runningInterval != "" {
 		w("    running_interval: %s\n", o.runningInterval)
 	}
-	w("  anomaly:\n\nexporters:\n  sql:\n")
+	w("  anomaly:\n")
+	if o.anomalyMaxSeries != "" {
+		w("    max_series_per_tenant: %s\n", o.anomalyMaxSeries)
+	}
+	w("\nexporters:\n  sql:\n")
 	if o.pgDSN != "" {
 		w("    driver: postgres\n    dsn: %s\n", o.pgDSN)
 	} else {

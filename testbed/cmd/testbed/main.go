@@ -353,6 +353,7 @@ func (e *env) scenario(name string, o colOpts, loads []load, check func(rows []*
 		}
 	}
 	rows[0].Fail = append(rows[0].Fail, c.stop()...)
+	rows[0].Notes = append(rows[0].Notes, memoryLimitLines(c.proc.Log)...)
 	if rep, err := c.account(ledger); err != nil {
 		rows[0].Fail = append(rows[0].Fail, "accounting: "+err.Error())
 	} else {
@@ -465,3 +466,19 @@ func isSignal(err error) bool {
 }
 
 func goVersion() string { return runtime.Version() }
+
+// memoryLimitLines returns what the collector logged about its soft memory
+// limit (cmd/otelcol-custommetrics/memlimit.go), without the timestamps.
+func memoryLimitLines(logFile string) []string {
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if i := strings.Index(line, "INFO "); i >= 0 && strings.Contains(strings.ToLower(line), "soft memory limit") {
+			out = append(out, "collector: "+line[i+len("INFO "):])
+		}
+	}
+	return out
+}

@@ -134,10 +134,11 @@ func (e *env) markdown(out string) string {
 			w("| the same with the shipped config's durability (`aggregate.storage` and the sql sending queue in `file_storage`) | %.0f req/s (%.2f× the in-memory pipeline), loss %s | %s |\n",
 				d.Res.ReqPerSec(), d.Res.ReqPerSec()/tcr, lossCell(d), yes(d.Res.ReqPerSec() >= 20000 && d.Loss != nil && d.Loss.OK()))
 		}
-		for _, name := range []string{"100k-series", "100k-series-gomemlimit"} {
+		for _, name := range []string{"100k-series", "100k-series-nolimit", "100k-series-gomemlimit", "100k-series-all-scored", "100k-series-all-scored-nolimit"} {
 			if r := e.scenarioRow(name); r != nil && r.Res != nil {
 				rss := float64(r.Usage.RSSMax) / (1 << 20)
-				w("| RSS ≤ 256 MiB with 100k keyed series (`%s`) | %.0f MiB, %.0f req/s, loss %s | %s |\n", name, rss, r.Res.ReqPerSec(), lossCell(r), yes(rss <= 256 && r.Loss != nil && r.Loss.OK()))
+				w("| RSS ≤ 256 MiB with 100k keyed series (`%s`) | %.0f MiB, %.0f req/s, %.0f µs CPU per request, loss %s | %s |\n", name, rss, r.Res.ReqPerSec(),
+					cpuPerRequestMicros(r), lossCell(r), yes(rss <= 256 && r.Loss != nil && r.Loss.OK()))
 			}
 		}
 		w("\nThe targets are reported, not asserted: the figures depend on the machine.\n\n")
@@ -271,4 +272,13 @@ func (e *env) plots(b *strings.Builder, out string) {
 	}
 	fmt.Fprintf(b, "\n## Plots\n\nOne fresh collector per point, %d keep-alive connections; the rightmost point of each line (at 1.2× the highest fixed rate) is the as-fast-as-possible run; its achieved rate is its y value in the throughput plot.\n\n", maxConns)
 	b.WriteString("![throughput against offered load](throughput.png)\n\n![latency against offered load](latency.png)\n")
+}
+
+// cpuPerRequestMicros is the collector's CPU time per acknowledged request
+// over the load phase, in microseconds.
+func cpuPerRequestMicros(r *row) float64 {
+	if r.Res == nil || r.Res.ReqPerSec() == 0 {
+		return 0
+	}
+	return r.Usage.CPU / r.Res.ReqPerSec() * 1e6
 }

@@ -87,14 +87,25 @@ func (e *env) fullSet() {
 	}, nil)
 
 	// 100k distinct keyed series, each sent once, then once more (restating every window).
-	// Again with a soft memory limit for the Go runtime (GOMEMLIMIT, as the
-	// Collector's docs recommend next to memory_limiter): the garbage
-	// collector then keeps the heap's slack, not the live data, small.
+	// The distribution sets a soft memory limit itself when GOMEMLIMIT is
+	// unset (cmd/otelcol-custommetrics/memlimit.go); -nolimit runs without
+	// one (GOMEMLIMIT=off, the Go runtime's default), -gomemlimit with an
+	// explicit GOMEMLIMIT. -all-scored lifts the anomaly processor's
+	// max_series_per_tenant, so that all 100k series keep a detector state.
 	const series = 100_000
+	allScored := colOpts{anomalyMaxSeries: "0"}
+	allScoredNoLimit := allScored
+	allScoredNoLimit.env = []string{"GOMEMLIMIT=off"}
 	for _, o := range []struct {
 		name string
 		opts colOpts
-	}{{"100k-series", colOpts{}}, {"100k-series-gomemlimit", colOpts{env: []string{"GOMEMLIMIT=180MiB"}}}} {
+	}{
+		{"100k-series", colOpts{}},
+		{"100k-series-nolimit", colOpts{env: []string{"GOMEMLIMIT=off"}}},
+		{"100k-series-gomemlimit", colOpts{env: []string{"GOMEMLIMIT=180MiB"}}},
+		{"100k-series-all-scored", allScored},
+		{"100k-series-all-scored-nolimit", allScoredNoLimit},
+	} {
 		e.scenario(o.name, o.opts, []load{{
 			target: tc(loadgen.Spread{Size: series, Keys: series, Days: 1, Prefix: "tb_s"}),
 			cfg:    loadgen.Config{Conns: maxConns, MaxRequests: 2 * series, Duration: 3 * time.Minute},
