@@ -89,6 +89,7 @@ func (e *definitionsExtension) startShared(ctx context.Context, opts []definitio
 
 func (e *definitionsExtension) Shutdown(ctx context.Context) error {
 	if e.shared != nil {
+		e.registry.Close()
 		e.shared.Close()
 		e.pool.Close()
 	}

@@ -11,12 +11,15 @@ import (
 
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/groupcommit"
 )
 
 // Registry gives access to the definition collections of every kind and tenant.
 type Registry struct {
 	backend      Backend
 	shared       SharedBackend // backend, when several collectors share it; nil otherwise
+	versionReads *groupcommit.Committer[*versionRead] // with shared: see readVersions
 	maxPerTenant int
 	logger       *zap.Logger
 
@@ -54,6 +57,7 @@ func NewRegistry(backend Backend, opts ...Option) *Registry {
 	}
 	if s, ok := backend.(SharedBackend); ok {
 		r.shared = s
+		r.versionReads = groupcommit.New(r.readVersions, 0)
 		// Other collectors' changes move Version too, so that derived state
 		// (the aggregate processor's Embrace definitions) follows them.
 		s.OnChange(func() { r.version.Add(1) })
@@ -87,7 +91,7 @@ func CollectionOf[T any](ctx context.Context, r *Registry, k Kind, tenant string
 	key := collectionPrefix(k, tenant)
 	var version uint64
 	if r.shared != nil {
-		v, err := r.shared.Version(ctx, key)
+		v, err := r.sharedVersion(ctx, key)
 		if err != nil {
 			return nil, r.unavailable("checking "+string(k)+" definitions for changes", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 )
 
+
 // SharedBackend is a Backend that several collectors use at once
 // (internal/pgdefinitions keeps one in PostgreSQL). The registry then keeps
 // every collector's answers equal to one collector's:
@@ -19,9 +20,9 @@ import (
 //     and the others get ErrExists; quotas hold across collectors.
 type SharedBackend interface {
 	Backend
-	// Version returns the number of committed Updates that held lock name
-	// (0 when none did).
-	Version(ctx context.Context, name string) (uint64, error)
+	// Versions returns, for each name, the number of committed Updates that
+	// held its lock (0 when none did).
+	Versions(ctx context.Context, names []string) ([]uint64, error)
 	// Update runs fn in one transaction holding the locks of names, with the
 	// Backend that reads and writes inside it and the locks' versions before
 	// the change. When fn returns nil the transaction commits and each lock's
@@ -32,6 +33,51 @@ type SharedBackend interface {
 	// OnChange registers fn, called (asynchronously) after any collector
 	// committed an Update.
 	OnChange(fn func())
+}
+
+// versionRead is one CollectionOf's question for a collection's version.
+type versionRead struct {
+	name string
+	v    uint64
+}
+
+// readVersions answers the version reads of one round with one query: the
+// concurrent requests of a busy collector share it, and each read still
+// starts after its caller asked, so it sees every change committed before.
+func (r *Registry) readVersions(reads []*versionRead) error {
+	names := make([]string, 0, len(reads))
+	at := make(map[string]int, len(reads))
+	for _, rd := range reads {
+		if _, ok := at[rd.name]; !ok {
+			at[rd.name] = len(names)
+			names = append(names, rd.name)
+		}
+	}
+	vs, err := r.shared.Versions(context.Background(), names)
+	if err != nil {
+		return err
+	}
+	for _, rd := range reads {
+		rd.v = vs[at[rd.name]]
+	}
+	return nil
+}
+
+// sharedVersion returns the shared backend's version of collection key.
+func (r *Registry) sharedVersion(ctx context.Context, key string) (uint64, error) {
+	rd := &versionRead{name: key}
+	if err := r.versionReads.Wait(ctx, r.versionReads.Add(rd)); err != nil {
+		return 0, err
+	}
+	return rd.v, nil
+}
+
+// Close stops what the registry runs in the background (the shared
+// backend's version reads); the registry must not be used after.
+func (r *Registry) Close() {
+	if r.versionReads != nil {
+		r.versionReads.Close()
+	}
 }
 
 // changeError marks an error of the change itself (ErrExists, ErrQuota, a

@@ -114,14 +114,30 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value`, op.Key, op.Value); err 
 	return nil
 }
 
-// Version implements definitions.SharedBackend.
-func (b *Backend) Version(ctx context.Context, name string) (uint64, error) {
-	var v int64
-	err := b.pool.QueryRow(ctx, "SELECT version FROM definition_versions WHERE name = $1", name).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
+// Versions implements definitions.SharedBackend, with one query.
+func (b *Backend) Versions(ctx context.Context, names []string) ([]uint64, error) {
+	rows, err := b.pool.Query(ctx, "SELECT name, version FROM definition_versions WHERE name = ANY($1)", names)
+	if err != nil {
+		return nil, err
 	}
-	return uint64(v), err
+	got := make(map[string]uint64, len(names))
+	for rows.Next() {
+		var name string
+		var v int64
+		if err := rows.Scan(&name, &v); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		got[name] = uint64(v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	vs := make([]uint64, len(names))
+	for i, name := range names {
+		vs[i] = got[name] // 0: never changed
+	}
+	return vs, nil
 }
 
 // Update implements definitions.SharedBackend. Locks are taken in name

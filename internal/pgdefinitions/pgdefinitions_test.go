@@ -41,8 +41,9 @@ func collectors(t *testing.T, n int, opts ...definitions.Option) []*definitions.
 		require.NoError(t, err)
 		b, err := New(context.Background(), pool, zaptest.NewLogger(t))
 		require.NoError(t, err)
-		t.Cleanup(func() { b.Close(); pool.Close() })
-		regs[i] = definitions.NewRegistry(b, opts...)
+		r := definitions.NewRegistry(b, opts...)
+		t.Cleanup(func() { r.Close(); b.Close(); pool.Close() })
+		regs[i] = r
 	}
 	return regs
 }
