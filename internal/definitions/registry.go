@@ -18,7 +18,7 @@ import (
 // Registry gives access to the definition collections of every kind and tenant.
 type Registry struct {
 	backend      Backend
-	shared       SharedBackend // backend, when several collectors share it; nil otherwise
+	shared       SharedBackend                        // backend, when several collectors share it; nil otherwise
 	versionReads *groupcommit.Committer[*versionRead] // with shared: see readVersions
 	maxPerTenant int
 	logger       *zap.Logger

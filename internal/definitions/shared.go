@@ -5,7 +5,6 @@ import (
 	"errors"
 )
 
-
 // SharedBackend is a Backend that several collectors use at once
 // (internal/pgdefinitions keeps one in PostgreSQL). The registry then keeps
 // every collector's answers equal to one collector's:
