@@ -775,6 +775,7 @@ func (p *aggProcessor) apply(sc *scratch, keepPins bool) error {
 			break
 		}
 	}
+	var badErr error
 	if bad != nil {
 		for i := len(sc.undo) - 1; i >= 0; i-- {
 			*sc.undo[i].c = sc.undo[i].old
@@ -782,6 +783,10 @@ func (p *aggProcessor) apply(sc *scratch, keepPins bool) error {
 		// Pendings queued for this batch stay queued, empty: their commit
 		// rewrites the committed state.
 		sc.changed = sc.changed[:0]
+		// Named here, under the lock: once unpinned, bad may be evicted
+		// and its slot reused by another series.
+		badErr = consumererror.NewPermanent(fmt.Errorf("%w (%s %s window starting %s)", errNonFinite,
+			bad.d.name, bad.iv, time.Unix(0, bad.start).UTC().Format(time.RFC3339)))
 	}
 	for i := range sc.refs {
 		w := sc.refs[i].w
@@ -797,11 +802,7 @@ func (p *aggProcessor) apply(sc *scratch, keepPins bool) error {
 			p.shards[s].mu.Unlock()
 		}
 	}
-	if bad != nil {
-		return consumererror.NewPermanent(fmt.Errorf("%w (%s %s window starting %s)", errNonFinite,
-			bad.d.name, bad.iv, time.Unix(0, bad.start).UTC().Format(time.RFC3339)))
-	}
-	return nil
+	return badErr
 }
 
 // undo is a value's target in apply and what it held before.
