@@ -172,6 +172,16 @@ func (p *aggProcessor) evict(nowNs int64) {
 		sh := &p.shards[w.shard]
 		sh.mu.Lock()
 		if sh.holds(w) && w.pins == 0 && w.emitted == w.version {
+			// The watermark rises before the window leaves: a value that
+			// then misses the window in its shard sees the watermark
+			// (resolveOne) and is refused, instead of starting the window
+			// anew and publishing its partial figure as the closed one.
+			for {
+				old := p.evictedBefore.Load()
+				if c.end <= old || p.evictedBefore.CompareAndSwap(old, c.end) {
+					break
+				}
+			}
 			p.drop(sh, w)
 			evictedEnd = max(evictedEnd, c.end)
 			n++
@@ -179,12 +189,6 @@ func (p *aggProcessor) evict(nowNs int64) {
 		sh.mu.Unlock()
 	}
 	if n > 0 {
-		for {
-			old := p.evictedBefore.Load()
-			if evictedEnd <= old || p.evictedBefore.CompareAndSwap(old, evictedEnd) {
-				break
-			}
-		}
 		p.logger.Warn("Memory pressure: evicted closed windows; later values for windows ending at or before the watermark are refused (configure a storage extension to restate them)",
 			zap.Int("windows", n), zap.Int64("watermark_unix_nano", evictedEnd))
 	}

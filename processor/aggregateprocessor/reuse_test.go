@@ -160,12 +160,23 @@ func TestStoredFiguresUnderChurn(t *testing.T) {
 
 // TestEmittedFiguresUnderEvictionPressure: without storage, under memory
 // pressure (evict's second pass frees the oldest closed windows while
-// senders create new ones in their slots), the last figure emitted for
-// every window is the sum of exactly the acknowledged values.
+// senders create new ones in their slots, and late values keep arriving
+// for closed windows), the last figure emitted for every window is the sum
+// of exactly the acknowledged values: a late value for an evicted window is
+// refused, never counted into a fresh window whose partial figure would be
+// published as the closed one.
 func TestEmittedFiguresUnderEvictionPressure(t *testing.T) {
+	for round := range 8 {
+		if !t.Run(fmt.Sprint(round), func(t *testing.T) { emittedUnderPressure(t, uint64(round)) }) {
+			break
+		}
+	}
+}
+
+func emittedUnderPressure(t *testing.T, seed uint64) {
 	at := time.Date(2024, 1, 1, 10, 30, 0, 0, time.UTC)
 	cfg := defaultCfg()
-	cfg.MaxSeriesWindows = 60
+	cfg.MaxSeriesWindows = 100
 	cfg.MaxSeriesWindowsPerTenant = 0
 	sink := new(consumertest.MetricsSink)
 	p := newTestProcessor(t, cfg, sink, &clock{t: at}, nil)
@@ -189,14 +200,14 @@ func TestEmittedFiguresUnderEvictionPressure(t *testing.T) {
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
-			rnd := rand.New(rand.NewPCG(uint64(g), 3))
+			rnd := rand.New(rand.NewPCG(uint64(g), seed))
 			for range 1500 {
 				ctx := context.Background()
 				if rnd.IntN(2) == 0 {
 					ctx, _ = figures.NewContext(ctx)
 				}
-				k := fmt.Sprint("k", rnd.IntN(15))
-				ts := at.Add(-time.Duration(rnd.IntN(8)) * time.Hour)
+				k := fmt.Sprint("k", rnd.IntN(40))
+				ts := at.Add(-time.Duration(1+rnd.IntN(6)) * time.Hour)
 				if rnd.IntN(10) == 0 {
 					_ = p.ConsumeMetrics(ctx, valueBatch("m", "sum", ts, 0, k, math.MaxFloat64, math.MaxFloat64))
 					continue
