@@ -58,12 +58,14 @@ func openStorage(ctx context.Context, host component.Host, id, self component.ID
 	return client, nil
 }
 
-func storageKey(w *window) string {
+// storageKey is the key of the record of the window of d, iv and start with
+// canonical attributes attrs.
+func storageKey(d *desc, iv calendar.Interval, start int64, attrs []byte) string {
 	h := sha256.New()
-	h.Write([]byte(w.d.key))
-	h.Write(w.attrs())
+	h.Write([]byte(d.key))
+	h.Write(attrs)
 	sum := h.Sum(nil)
-	return recordPrefix + hex.EncodeToString(sum[:16]) + "/" + w.iv.String() + "/" + strconv.FormatInt(w.start, 10)
+	return recordPrefix + hex.EncodeToString(sum[:16]) + "/" + iv.String() + "/" + strconv.FormatInt(start, 10)
 }
 
 func encodeDescBlob(d *desc) []byte {
@@ -90,16 +92,32 @@ const (
 	flagFinal = 2 // a closing figure went out at some point
 )
 
-func encodeRecord(w *window, st *aggregation.State, flags byte) []byte {
-	b := make([]byte, 0, 20+aggregation.EncodedSize+len(w.d.key)+len(w.d.blob)+len(w.akey))
-	b = append(b, recordVersion, byte(w.iv))
-	b = binary.LittleEndian.AppendUint64(b, uint64(w.start))
-	b = binary.LittleEndian.AppendUint64(b, uint64(w.end))
+// recordKey is what a record says of its window besides state and flags.
+type recordKey struct {
+	d          *desc
+	iv         calendar.Interval
+	start, end int64
+	attrs      []byte
+}
+
+// keyOf returns w's record key. Caller holds w's shard lock; the result
+// stays valid after it is released.
+func (sh *shard) keyOf(w *window) recordKey {
+	return recordKey{d: w.d, iv: w.iv, start: w.start, end: w.end(), attrs: sh.attrs(w)}
+}
+
+func (k *recordKey) storageKey() string { return storageKey(k.d, k.iv, k.start, k.attrs) }
+
+func encodeRecord(k *recordKey, st *aggregation.State, flags byte) []byte {
+	b := make([]byte, 0, 20+aggregation.EncodedSize+len(k.d.key)+len(k.d.blob)+len(k.attrs))
+	b = append(b, recordVersion, byte(k.iv))
+	b = binary.LittleEndian.AppendUint64(b, uint64(k.start))
+	b = binary.LittleEndian.AppendUint64(b, uint64(k.end))
 	b = append(b, flags)
 	b = st.AppendBinary(b)
-	b = appendString(b, w.d.key)
-	b = appendString(b, string(w.d.blob))
-	return append(b, w.attrs()...)
+	b = appendString(b, k.d.key)
+	b = appendString(b, string(k.d.blob))
+	return append(b, k.attrs...)
 }
 
 type record struct {
@@ -129,6 +147,9 @@ func decodeRecord(b []byte) (record, error) {
 	}
 	r.start = int64(binary.LittleEndian.Uint64(b[2:]))
 	r.end = int64(binary.LittleEndian.Uint64(b[10:]))
+	if _, ok := spanOf(r.start, r.end); !ok {
+		return r, errBadRecord // calendar windows are whole seconds, at most a year
+	}
 	r.done = b[18]&flagDone != 0
 	r.final = b[18]&flagFinal != 0
 	var err error
@@ -237,11 +258,12 @@ func (d *durable) write(list []*pending) error {
 				flags[i] |= flagDone
 			}
 		}
+		k := sh.keyOf(w)
 		sh.mu.Unlock()
 		states[i] = st
 		if e.err == nil {
-			full := st.State(w.d.fn)
-			ops = append(ops, storage.SetOperation(storageKey(w), encodeRecord(w, &full, flags[i])))
+			full := st.State(k.d.fn)
+			ops = append(ops, storage.SetOperation(k.storageKey(), encodeRecord(&k, &full, flags[i])))
 		}
 	}
 	err := d.client.Batch(context.Background(), ops...)
@@ -391,8 +413,8 @@ func (d *durable) loadMissing(ctx context.Context, miss []missing) error {
 	var idx []int
 	for i := range miss {
 		if miss[i].closed {
-			w := window{akey: miss[i].key[keyHeader:], d: miss[i].d, iv: miss[i].iv, start: miss[i].start}
-			ops = append(ops, storage.GetOperation(storageKey(&w)))
+			ms := &miss[i]
+			ops = append(ops, storage.GetOperation(storageKey(ms.d, ms.iv, ms.start, []byte(ms.key[keyHeader:]))))
 			idx = append(idx, i)
 		}
 	}
@@ -459,9 +481,9 @@ func (p *aggProcessor) descOf(sc *scratch, r *record) (*desc, error) {
 	return dsc, nil
 }
 
-// fullKey is a window's in-memory key (see window.is).
-func fullKey(dsc *desc, iv calendar.Interval, start int64, attrs []byte) []byte {
-	k := binary.LittleEndian.AppendUint64(nil, dsc.id)
+// appendFullKey appends a window's in-memory key (see keyHeader).
+func appendFullKey(k []byte, dsc *desc, iv calendar.Interval, start int64, attrs []byte) []byte {
+	k = binary.LittleEndian.AppendUint64(k, dsc.id)
 	k = append(k, byte(iv))
 	k = binary.LittleEndian.AppendUint64(k, uint64(start))
 	return append(k, attrs...)
@@ -471,17 +493,21 @@ func fullKey(dsc *desc, iv calendar.Interval, start int64, attrs []byte) []byte 
 // it reports whether it did.
 func (d *durable) restore(dsc *desc, r *record) bool {
 	p := d.p
-	k := fullKey(dsc, r.iv, r.start, r.attrs)
-	w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end, acc: aggregation.CompactOf(dsc.fn, r.state), version: 1, final: r.final}
+	span, ok := spanOf(r.start, r.end)
+	if !ok {
+		return false // decodeRecord refuses such records
+	}
+	k := appendFullKey(nil, dsc, r.iv, r.start, r.attrs)
 	h := mapHash(p, k)
-	w.shard = uint8(h & (numShards - 1))
-	sh := &p.shards[w.shard]
+	si := uint8(h & (numShards - 1))
+	sh := &p.shards[si]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.get(h, k) != nil {
 		return false
 	}
-	sh.put(h, string(k), w)
+	w := sh.put(h, k, dsc, r.iv, r.start, span, si)
+	w.acc, w.version, w.final = aggregation.CompactOf(dsc.fn, r.state), 1, r.final
 	p.inMem.Add(1)
 	dsc.tenant.n.Add(1)
 	return true
@@ -519,8 +545,8 @@ func (d *durable) migrate(ctx context.Context, sc *scratch, old []oldRecord) (mi
 			d.p.logger.Error("Ignoring a stored window of record version 1", zap.String("key", o.key), zap.Error(err))
 			continue
 		}
-		w := &window{akey: string(r.attrs), d: dsc, iv: r.iv, start: r.start, end: r.end}
-		key := storageKey(w)
+		rk := recordKey{d: dsc, iv: r.iv, start: r.start, end: r.end, attrs: r.attrs}
+		key := rk.storageKey()
 		raw, err := d.client.Get(ctx, key)
 		if err != nil {
 			return migrated, loaded, maxSeq, err
@@ -541,7 +567,7 @@ func (d *durable) migrate(ctx context.Context, sc *scratch, old []oldRecord) (mi
 		if r.done {
 			flags |= flagDone
 		}
-		if err := d.client.Batch(ctx, storage.SetOperation(key, encodeRecord(w, &r.state, flags)), storage.DeleteOperation(o.key)); err != nil {
+		if err := d.client.Batch(ctx, storage.SetOperation(key, encodeRecord(&rk, &r.state, flags)), storage.DeleteOperation(o.key)); err != nil {
 			return migrated, loaded, maxSeq, err
 		}
 		migrated++
@@ -550,7 +576,7 @@ func (d *durable) migrate(ctx context.Context, sc *scratch, old []oldRecord) (mi
 			continue
 		}
 		// A window a newer build wrote and the walk already loaded takes the merged state.
-		k := fullKey(dsc, r.iv, r.start, r.attrs)
+		k := appendFullKey(nil, dsc, r.iv, r.start, r.attrs)
 		h := mapHash(d.p, k)
 		sh := &d.p.shards[h&(numShards-1)]
 		sh.mu.Lock()

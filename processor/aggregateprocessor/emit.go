@@ -1,6 +1,7 @@
 package aggregateprocessor // import "github.com/custommetrics/bundle/processor/aggregateprocessor"
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"slices"
@@ -28,6 +29,7 @@ var windowKinds = [...]string{emitRunning: otelmap.WindowRunning, emitFinal: ote
 type snap struct {
 	w       *window
 	acc     aggregation.Compact
+	attrs   []byte // w's canonical attributes (taken under the shard lock)
 	version uint32
 	kind    emitKind
 }
@@ -60,18 +62,18 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
-		sh.each(func(_ uint64, w *window) {
+		sh.each(func(w *window) {
 			if w.version == w.emitted {
 				return
 			}
-			closed := w.end+lateness <= nowNs
+			closed := w.end()+lateness <= nowNs
 			switch {
 			case closed && w.final:
-				snaps = append(snaps, snap{w, w.acc, w.version, emitRestatement})
+				snaps = append(snaps, snap{w, w.acc, sh.attrs(w), w.version, emitRestatement})
 			case closed:
-				snaps = append(snaps, snap{w, w.acc, w.version, emitFinal})
+				snaps = append(snaps, snap{w, w.acc, sh.attrs(w), w.version, emitFinal})
 			case running:
-				snaps = append(snaps, snap{w, w.acc, w.version, emitRunning})
+				snaps = append(snaps, snap{w, w.acc, sh.attrs(w), w.version, emitRunning})
 			}
 		})
 		sh.mu.Unlock()
@@ -125,38 +127,35 @@ func (p *aggProcessor) evict(nowNs int64) {
 	lateness := int64(p.cfg.AllowedLateness)
 	ret := int64(p.cfg.RestatementRetention)
 	type candidate struct {
-		w *window
-		h uint64
+		w   *window
+		end int64
 	}
 	var candidates []candidate
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
-		sh.each(func(h uint64, w *window) {
+		sh.each(func(w *window) {
 			if w.pins > 0 || w.pend != nil {
 				return
 			}
 			if w.version == 0 { // placeholder of a refused or failed batch
-				sh.del(h, w)
-				p.forget(w.d)
+				p.drop(sh, w)
 				return
 			}
-			if w.end+lateness > nowNs || w.emitted != w.version {
+			if w.end()+lateness > nowNs || w.emitted != w.version {
 				return
 			}
 			if p.store != nil {
 				if w.donePersisted {
-					sh.del(h, w)
-					p.forget(w.d)
+					p.drop(sh, w)
 				}
 				return
 			}
-			if ret > 0 && w.end <= nowNs-ret {
-				sh.del(h, w)
-				p.forget(w.d)
+			if ret > 0 && w.end() <= nowNs-ret {
+				p.drop(sh, w)
 				return
 			}
-			candidates = append(candidates, candidate{w, h})
+			candidates = append(candidates, candidate{w, w.end()})
 		})
 		sh.mu.Unlock()
 	}
@@ -164,7 +163,7 @@ func (p *aggProcessor) evict(nowNs int64) {
 	if p.store != nil || p.inMem.Load()*10 <= limit*9 || len(candidates) == 0 {
 		return
 	}
-	slices.SortFunc(candidates, func(a, b candidate) int { return cmp.Compare(a.w.end, b.w.end) })
+	slices.SortFunc(candidates, func(a, b candidate) int { return cmp.Compare(a.end, b.end) })
 	excess := p.inMem.Load() - limit*8/10
 	var evictedEnd int64
 	n := 0
@@ -175,21 +174,24 @@ func (p *aggProcessor) evict(nowNs int64) {
 		w := c.w
 		sh := &p.shards[w.shard]
 		sh.mu.Lock()
-		if w.pins == 0 && w.emitted == w.version && sh.holds(c.h, w) {
-			sh.del(c.h, w)
-			p.forget(w.d)
-			evictedEnd = max(evictedEnd, w.end)
+		if sh.holds(w) && w.pins == 0 && w.emitted == w.version {
+			// The watermark rises before the window leaves: a value that
+			// then misses the window in its shard sees the watermark
+			// (resolveOne) and is refused, instead of starting the window
+			// anew and publishing its partial figure as the closed one.
+			for {
+				old := p.evictedBefore.Load()
+				if c.end <= old || p.evictedBefore.CompareAndSwap(old, c.end) {
+					break
+				}
+			}
+			p.drop(sh, w)
+			evictedEnd = max(evictedEnd, c.end)
 			n++
 		}
 		sh.mu.Unlock()
 	}
 	if n > 0 {
-		for {
-			old := p.evictedBefore.Load()
-			if evictedEnd <= old || p.evictedBefore.CompareAndSwap(old, evictedEnd) {
-				break
-			}
-		}
 		p.logger.Warn("Memory pressure: evicted closed windows; later values for windows ending at or before the watermark are refused (configure a storage extension to restate them)",
 			zap.Int("windows", n), zap.Int64("watermark_unix_nano", evictedEnd))
 	}
@@ -202,7 +204,7 @@ func (p *aggProcessor) evict(nowNs int64) {
 func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 	slices.SortFunc(snaps, func(a, b snap) int {
 		return cmp.Or(cmp.Compare(a.w.d.rs, b.w.d.rs), cmp.Compare(a.w.d.id, b.w.d.id), cmp.Compare(a.w.iv, b.w.iv),
-			cmp.Compare(a.kind, b.kind), cmp.Compare(a.w.start, b.w.start), cmp.Compare(a.w.akey, b.w.akey))
+			cmp.Compare(a.kind, b.kind), cmp.Compare(a.w.start, b.w.start), bytes.Compare(a.attrs, b.attrs))
 	})
 	md := pmetric.NewMetrics()
 	var (
@@ -247,12 +249,19 @@ func (p *aggProcessor) build(snaps []snap) pmetric.Metrics {
 			lastIv, lastK = int(w.iv), s.kind
 		}
 		dp := dps.AppendEmpty()
-		if _, err := decodeMap(w.attrs(), dp.Attributes()); err != nil {
+		if _, err := decodeMap(s.attrs, dp.Attributes()); err != nil {
 			p.logger.Error("Corrupt series attributes; emitting the figure without them", zap.Error(err))
 		}
 		dp.SetStartTimestamp(pcommon.Timestamp(w.start))
-		dp.SetTimestamp(pcommon.Timestamp(w.end))
+		dp.SetTimestamp(pcommon.Timestamp(w.end()))
 		dp.SetDoubleValue(s.acc.Value(d.fn))
 	}
 	return md
+}
+
+// drop removes w from memory. Caller holds sh.mu.
+func (p *aggProcessor) drop(sh *shard, w *window) {
+	d := w.d
+	sh.del(p.hashOf(sh, w), w)
+	p.forget(d)
 }

@@ -50,8 +50,9 @@ func figureOf(t *testing.T, p *aggProcessor, name, key string) float64 {
 	var got []float64
 	for i := range p.shards {
 		p.shards[i].mu.Lock()
-		p.shards[i].each(func(_ uint64, w *window) {
-			if w.d.name == name && (key == "" || w.akey != "" && string(w.akey[len(w.akey)-len(key):]) == key) {
+		p.shards[i].each(func(w *window) {
+			akey := string(p.shards[i].attrs(w))
+			if w.d.name == name && (key == "" || akey != "" && akey[len(akey)-len(key):] == key) {
 				got = append(got, w.acc.Value(w.d.fn))
 			}
 		})

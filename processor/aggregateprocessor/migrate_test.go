@@ -38,7 +38,7 @@ func toRecordVersion1(t *testing.T, s *memStorage) {
 		cur := appendResourceScope(nil, &scratch{}, rm, sm)
 		require.True(t, strings.HasPrefix(r.dkey, string(cur)))
 		oldKey := string(old) + r.dkey[len(cur):]
-		w := &window{akey: string(r.attrs), d: &desc{key: oldKey, blob: r.blob}, iv: r.iv, start: r.start, end: r.end}
+		rk := recordKey{d: &desc{key: oldKey, blob: r.blob}, iv: r.iv, start: r.start, end: r.end, attrs: r.attrs}
 		var flags byte
 		if r.done {
 			flags |= flagDone
@@ -46,10 +46,10 @@ func toRecordVersion1(t *testing.T, s *memStorage) {
 		if r.final {
 			flags |= flagFinal
 		}
-		rec := encodeRecord(w, &r.state, flags)
+		rec := encodeRecord(&rk, &r.state, flags)
 		rec[0] = recordVersionV1
 		delete(s.data, k)
-		s.data[storageKey(w)] = rec
+		s.data[rk.storageKey()] = rec
 	}
 }
 
@@ -115,11 +115,13 @@ func TestRecordVersion1ClosedWindowIsRestated(t *testing.T) {
 			pb := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), clk, newMemStorage())
 			require.NoError(t, pb.ConsumeMetrics(ctx, withScopeVersion(sumBatch("m", at.Add(time.Minute), "a"), "1.0.5")))
 			for i := range pb.shards {
-				for _, w := range pb.shards[i].m {
+				sh := &pb.shards[i]
+				sh.each(func(w *window) {
 					require.Nil(t, w.pend, "committed")
 					st := w.acc.State(w.d.fn)
-					store.data[storageKey(w)] = encodeRecord(w, &st, 0)
-				}
+					k := sh.keyOf(w)
+					store.data[k.storageKey()] = encodeRecord(&k, &st, 0)
+				})
 			}
 		}
 

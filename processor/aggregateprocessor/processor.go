@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,99 +77,6 @@ func (p *aggProcessor) forget(d *desc) {
 	d.tenant.n.Add(-1)
 }
 
-// A window is the state of one series in one calendar window.
-// Guarded by its shard's mutex.
-type window struct {
-	akey  string // canonical attributes (the series key without its desc, interval and start)
-	d     *desc
-	start int64
-	end   int64
-	// acc is what d.fn needs of the aggregation state. With storage it is
-	// the committed state, the one storage holds: values wait in pend until
-	// their group commit succeeds, and a failed commit leaves no trace.
-	acc  aggregation.Compact
-	pend *pending // with storage: changes not yet committed, nil when none
-	// version changes with acc (plus 1 when loaded from storage); emitted
-	// is the version last emitted.
-	version, emitted uint32
-	pins             int32 // in-flight ConsumeMetrics calls that resolved this window
-	iv               calendar.Interval
-	shard            uint8
-	final            bool // a closing figure was emitted: later ones are restatements
-	donePersisted    bool // storage says this figure went out closed (a restart does not re-emit it)
-}
-
-func (w *window) attrs() []byte { return []byte(w.akey) }
-
-// A series-window's full key is desc id (8) | interval (1) | start (8) |
-// canonical attributes; windows are found by its 64-bit hash.
-const keyHeader = 8 + 1 + 8
-
-// is reports whether w is the window of full key k.
-func (w *window) is(k []byte) bool {
-	return len(k) >= keyHeader && binary.LittleEndian.Uint64(k) == w.d.id && k[8] == byte(w.iv) &&
-		int64(binary.LittleEndian.Uint64(k[9:])) == w.start && string(k[keyHeader:]) == w.akey
-}
-
-// A shard indexes its windows by the 64-bit hash of their full key: a map
-// slot is 16 bytes and a lookup compares integers. Collision-safe: a hit is
-// verified against the window's identity, and a window whose hash is taken
-// by another window lives in coll, by full key (in practice never used).
-type shard struct {
-	mu   sync.Mutex
-	m    map[uint64]*window
-	coll map[string]*window
-	_    [32]byte // keep hot mutexes on separate cache lines
-}
-
-// get returns the window of full key k (hash h), or nil. Caller holds mu.
-func (sh *shard) get(h uint64, k []byte) *window {
-	if w := sh.m[h]; w != nil && w.is(k) {
-		return w
-	}
-	if len(sh.coll) > 0 {
-		return sh.coll[string(k)]
-	}
-	return nil
-}
-
-// put inserts w (full key k, hash h), which get did not find. Caller holds mu.
-func (sh *shard) put(h uint64, k string, w *window) {
-	if sh.m[h] == nil {
-		sh.m[h] = w
-		return
-	}
-	if sh.coll == nil {
-		sh.coll = map[string]*window{}
-	}
-	sh.coll[k] = w
-}
-
-// del removes w. Caller holds mu.
-func (sh *shard) del(h uint64, w *window) {
-	if sh.m[h] == w {
-		delete(sh.m, h)
-		return
-	}
-	for k, cw := range sh.coll {
-		if cw == w {
-			delete(sh.coll, k)
-			return
-		}
-	}
-}
-
-// each calls fn for every window with the hash it is filed under (h is only
-// meaningful for del). Caller holds mu; fn may call del.
-func (sh *shard) each(fn func(h uint64, w *window)) {
-	for h, w := range sh.m {
-		fn(h, w)
-	}
-	for _, w := range sh.coll {
-		fn(0, w)
-	}
-}
-
 // target says how a matched metric is aggregated.
 type target struct {
 	fn   aggregation.Func
@@ -196,6 +102,7 @@ type aggProcessor struct {
 
 	seed   maphash.Seed
 	shards [numShards]shard
+	slab   slab          // the shards' windows
 	inMem  atomic.Int64  // windows in memory (reserved before insertion)
 	seq    atomic.Uint64 // arrival sequence for first/last ties
 
@@ -241,7 +148,7 @@ func newProcessor(set processor.Settings, cfg *Config, next consumer.Metrics) (*
 	p.evictedBefore.Store(math.MinInt64)
 	p.seq.Store(uint64(time.Now().UnixNano()))
 	for i := range p.shards {
-		p.shards[i].m = map[uint64]*window{}
+		p.shards[i].slab = &p.slab
 	}
 	for _, r := range cfg.Rules {
 		cr := compiledRule{name: r.Name, t: target{fn: r.Aggregation, ivs: slices.Clone(r.Intervals), keep: metaKeep}}
@@ -439,18 +346,19 @@ type ref struct {
 }
 
 type missing struct {
-	key        string // full key
-	hash       uint64
-	d          *desc
-	iv         calendar.Interval
-	start, end int64
-	shard      uint8
-	refs       int32
-	closed     bool
-	state      aggregation.State
-	loaded     bool
-	final      bool
-	w          *window
+	key    string // full key
+	hash   uint64
+	d      *desc
+	iv     calendar.Interval
+	start  int64
+	span   uint32
+	shard  uint8
+	refs   int32
+	closed bool
+	state  aggregation.State
+	loaded bool
+	final  bool
+	w      *window
 }
 
 type scratch struct {
@@ -533,7 +441,15 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 		p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(len(sc.refs)))
 		return nil
 	}
-	if err := p.apply(sc); err != nil {
+	// The figures of the batch's windows are read after apply: they stay
+	// pinned until then (an unpinned window may be evicted and its slot
+	// reused).
+	slot := figures.FromContext(ctx)
+	keepPins := slot != nil
+	if err := p.apply(sc, keepPins); err != nil {
+		if keepPins {
+			p.unpin(sc)
+		}
 		p.refused(ctx, sc, err)
 		return err
 	}
@@ -544,12 +460,15 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 			if errors.Is(err, errNonFinite) {
 				err = consumererror.NewPermanent(err)
 			}
+			if keepPins {
+				p.unpin(sc)
+			}
 			p.refused(ctx, sc, err)
 			return err
 		}
 	}
 	p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(len(sc.refs)))
-	if slot := figures.FromContext(ctx); slot != nil {
+	if slot != nil {
 		p.putFigures(sc, slot)
 	}
 	return nil
@@ -733,10 +652,14 @@ func (p *aggProcessor) resolveOne(sc *scratch, d *desc, key []byte, iv calendar.
 	}
 	mi, ok := sc.missIdx[string(key)]
 	if !ok {
+		span, ok := spanOf(start, end)
+		if !ok { // calendar windows are whole seconds, at most a year
+			return consumererror.NewPermanent(fmt.Errorf("aggregate processor: the %s window [%d, %d) is not a whole number of seconds", iv, start, end))
+		}
 		mi = int32(len(sc.miss))
 		k := string(key)
 		sc.missIdx[k] = mi
-		sc.miss = append(sc.miss, missing{key: k, hash: h, d: d, iv: iv, start: start, end: end, shard: si, closed: closed})
+		sc.miss = append(sc.miss, missing{key: k, hash: h, d: d, iv: iv, start: start, span: span, shard: si, closed: closed})
 	}
 	sc.miss[mi].refs++
 	r.miss = mi
@@ -784,13 +707,12 @@ func (p *aggProcessor) insertMissing(ctx context.Context, sc *scratch, _ int64) 
 		if w != nil {
 			p.forget(ms.d)
 		} else {
-			w = &window{akey: strings.Clone(ms.key[keyHeader:]), d: ms.d, iv: ms.iv, start: ms.start, end: ms.end, shard: ms.shard}
+			w = sh.put(ms.hash, []byte(ms.key), ms.d, ms.iv, ms.start, ms.span, ms.shard)
 			if ms.loaded {
 				w.acc = aggregation.CompactOf(ms.d.fn, ms.state)
 				w.version = 1
 				w.final = ms.final
 			}
-			sh.put(ms.hash, ms.key, w)
 		}
 		w.pins += ms.refs
 		sh.mu.Unlock()
@@ -823,8 +745,9 @@ func (p *aggProcessor) unpin(sc *scratch) {
 // the window itself); when a point would make a window's figure non-finite
 // it undoes the batch and refuses it. Points are applied shard by shard (a
 // stable counting sort, so each window still takes its points in batch
-// order). With storage, the pendings it changed are left in sc.changed.
-func (p *aggProcessor) apply(sc *scratch) error {
+// order). With storage, the pendings it changed are left in sc.changed. It
+// unpins the windows unless keepPins.
+func (p *aggProcessor) apply(sc *scratch, keepPins bool) error {
 	base := p.seq.Add(uint64(sc.points)) - uint64(sc.points)
 	var start [numShards + 1]int32
 	for i := range sc.refs {
@@ -867,6 +790,7 @@ func (p *aggProcessor) apply(sc *scratch) error {
 			break
 		}
 	}
+	var badErr error
 	if bad != nil {
 		for i := len(sc.undo) - 1; i >= 0; i-- {
 			*sc.undo[i].c = sc.undo[i].old
@@ -874,24 +798,26 @@ func (p *aggProcessor) apply(sc *scratch) error {
 		// Pendings queued for this batch stay queued, empty: their commit
 		// rewrites the committed state.
 		sc.changed = sc.changed[:0]
+		// Named here, under the lock: once unpinned, bad may be evicted
+		// and its slot reused by another series.
+		badErr = consumererror.NewPermanent(fmt.Errorf("%w (%s %s window starting %s)", errNonFinite,
+			bad.d.name, bad.iv, time.Unix(0, bad.start).UTC().Format(time.RFC3339)))
 	}
 	for i := range sc.refs {
 		w := sc.refs[i].w
 		if bad == nil && p.store == nil {
 			w.version++
 		}
-		w.pins--
+		if !keepPins {
+			w.pins--
+		}
 	}
 	for s := range numShards {
 		if start[s] != start[s+1] {
 			p.shards[s].mu.Unlock()
 		}
 	}
-	if bad != nil {
-		return consumererror.NewPermanent(fmt.Errorf("%w (%s %s window starting %s)", errNonFinite,
-			bad.d.name, bad.iv, time.Unix(0, bad.start).UTC().Format(time.RFC3339)))
-	}
-	return nil
+	return badErr
 }
 
 // undo is a value's target in apply and what it held before.
@@ -901,13 +827,14 @@ type undo struct {
 }
 
 // putFigures records the committed state of each window the batch changed
-// in slot (internal/figures).
+// in slot (internal/figures), and unpins them (apply left them pinned).
 func (p *aggProcessor) putFigures(sc *scratch, slot *figures.Slot) {
 	for i := range sc.refs {
 		w := sc.refs[i].w
 		sh := &p.shards[w.shard]
 		sh.mu.Lock()
 		slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: w.acc.State(w.d.fn)})
+		w.pins--
 		sh.mu.Unlock()
 	}
 }
@@ -934,17 +861,4 @@ func (r *rateLimiter) allow() bool {
 	now := time.Now().UnixNano()
 	last := r.last.Load()
 	return now-last >= int64(10*time.Second) && r.last.CompareAndSwap(last, now)
-}
-
-// holds reports whether w is still filed in sh. Caller holds mu.
-func (sh *shard) holds(h uint64, w *window) bool {
-	if sh.m[h] == w {
-		return true
-	}
-	for _, cw := range sh.coll {
-		if cw == w {
-			return true
-		}
-	}
-	return false
 }

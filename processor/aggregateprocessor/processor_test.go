@@ -2,7 +2,6 @@ package aggregateprocessor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
-	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/otelmap"
 )
 
@@ -163,9 +161,9 @@ func TestGroupCommit(t *testing.T) {
 	assert.Less(t, batches, callers*calls, "calls share commits")
 	var total float64
 	for i := range p.shards {
-		for _, w := range p.shards[i].m {
+		p.shards[i].each(func(w *window) {
 			total += w.acc.Value(w.d.fn)
-		}
+		})
 	}
 	assert.Equal(t, float64(callers*calls), total)
 }
@@ -190,16 +188,16 @@ func TestStorageFailureIsReported(t *testing.T) {
 	store.mu.Unlock()
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
 	for i := range p.shards {
-		for _, w := range p.shards[i].m {
+		p.shards[i].each(func(w *window) {
 			assert.Equal(t, 1.0, w.acc.Value(w.d.fn), "in memory: only the acknowledged value")
-		}
+		})
 	}
 	p2 := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
 	require.EqualValues(t, 1, p2.inMem.Load())
 	for i := range p2.shards {
-		for _, w := range p2.shards[i].m {
+		p2.shards[i].each(func(w *window) {
 			assert.Equal(t, 1.0, w.acc.Value(w.d.fn), "in storage: only the acknowledged value")
-		}
+		})
 	}
 }
 
@@ -241,36 +239,4 @@ func TestInvalidPointsIgnored(t *testing.T) {
 	r := rows(sink.AllMetrics()...)
 	require.Len(t, r, 1)
 	assert.Equal(t, 1.0, r[0].value)
-}
-
-// TestShardHashCollision: two windows whose keys hash alike are both found,
-// each under its own identity, and removed independently.
-func TestShardHashCollision(t *testing.T) {
-	d := &desc{id: 7}
-	key := func(attrs string) string {
-		b := binary.LittleEndian.AppendUint64(nil, d.id)
-		b = append(b, byte(calendar.Hour))
-		b = binary.LittleEndian.AppendUint64(b, uint64(100))
-		return string(append(b, attrs...))
-	}
-	sh := shard{m: map[uint64]*window{}}
-	a := &window{akey: "a", d: d, iv: calendar.Hour, start: 100}
-	b := &window{akey: "b", d: d, iv: calendar.Hour, start: 100}
-	const h = 42 // both hash to 42
-	require.Nil(t, sh.get(h, []byte(key("a"))))
-	sh.put(h, key("a"), a)
-	require.Nil(t, sh.get(h, []byte(key("b"))), "same hash, other key: not found")
-	sh.put(h, key("b"), b)
-	assert.Same(t, a, sh.get(h, []byte(key("a"))))
-	assert.Same(t, b, sh.get(h, []byte(key("b"))))
-	n := 0
-	sh.each(func(uint64, *window) { n++ })
-	assert.Equal(t, 2, n)
-	sh.del(h, a)
-	assert.Nil(t, sh.get(h, []byte(key("a"))))
-	assert.Same(t, b, sh.get(h, []byte(key("b"))))
-	assert.True(t, sh.holds(h, b))
-	sh.del(h, b)
-	assert.False(t, sh.holds(h, b))
-	assert.Nil(t, sh.get(h, []byte(key("b"))))
 }

@@ -107,13 +107,25 @@ func (s *shared) write(ms []*merge) error {
 }
 
 // seriesKey is a window's series in the shared table: a hash of its
-// identity, as storageKey's (a collision would be caught by identityOf's
-// check at emission time, never silently merged: see emitShared).
-func seriesKey(w *window) []byte {
+// identity, as storageKey's.
+func seriesKey(k *recordKey) []byte {
 	h := sha256.New()
-	h.Write([]byte(w.d.key))
-	h.Write(w.attrs())
+	h.Write([]byte(k.d.key))
+	h.Write(k.attrs)
 	return h.Sum(nil)[:16]
+}
+
+// sharedDelta returns an empty delta of w. w is pinned.
+func (p *aggProcessor) sharedDelta(w *window) pgwindows.Delta {
+	sh := &p.shards[w.shard]
+	sh.mu.Lock()
+	k := sh.keyOf(w)
+	sh.mu.Unlock()
+	none := aggregation.State{}
+	return pgwindows.Delta{
+		Series: seriesKey(&k), Identity: encodeRecord(&k, &none, 0),
+		Interval: k.iv, Start: k.start, End: k.end, Fn: k.d.fn,
+	}
 }
 
 // applyShared merges the batch's values into the shared window states, all
@@ -130,11 +142,7 @@ func (p *aggProcessor) applyShared(ctx context.Context, sc *scratch) error {
 		if !ok {
 			j = len(deltas)
 			idx[w] = j
-			none := aggregation.State{}
-			deltas = append(deltas, pgwindows.Delta{
-				Series: seriesKey(w), Identity: encodeRecord(w, &none, 0),
-				Interval: w.iv, Start: w.start, End: w.end, Fn: w.d.fn,
-			})
+			deltas = append(deltas, p.sharedDelta(w))
 		}
 		deltas[j].State.Add(w.d.fn, r.v, r.wt, r.ts, base+uint64(r.pt)+1)
 	}
@@ -209,7 +217,11 @@ func (p *aggProcessor) emitClaimed(ctx context.Context, cs []pgwindows.Claimed) 
 		if d.fn != c.Fn || r.iv != c.Interval || r.start != c.Start {
 			return errors.New("aggregate processor: a shared window's identity does not match its key")
 		}
-		w := &window{akey: string(r.attrs), d: d, iv: c.Interval, start: c.Start, end: c.End}
+		span, ok := spanOf(c.Start, c.End)
+		if !ok {
+			return errors.New("aggregate processor: a shared window's end is not whole seconds after its start")
+		}
+		w := &window{d: d, iv: c.Interval, start: c.Start, span: span} // not in any shard: only build reads it
 		kind := emitRunning
 		switch c.Kind {
 		case pgwindows.Closed:
@@ -221,7 +233,7 @@ func (p *aggProcessor) emitClaimed(ctx context.Context, cs []pgwindows.Claimed) 
 		default:
 			run++
 		}
-		snaps = append(snaps, snap{w: w, acc: c.State, kind: kind})
+		snaps = append(snaps, snap{w: w, acc: c.State, attrs: r.attrs, kind: kind})
 	}
 	if err := p.next.ConsumeMetrics(ctx, p.build(snaps)); err != nil {
 		return err
@@ -240,10 +252,9 @@ func (p *aggProcessor) evictShared(nowNs int64) {
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
-		sh.each(func(h uint64, w *window) {
-			if w.pins == 0 && (pressure || w.end <= closedBefore) {
-				sh.del(h, w)
-				p.forget(w.d)
+		sh.each(func(w *window) {
+			if w.pins == 0 && (pressure || w.end() <= closedBefore) {
+				p.drop(sh, w)
 			}
 		})
 		sh.mu.Unlock()

@@ -158,15 +158,15 @@ func TestSharedRoundRefusesOnlyTheNonFiniteBatch(t *testing.T) {
 	delta := func(v float64) pgwindows.Delta {
 		var c aggregation.Compact
 		c.Add(aggregation.Sum, v, 1, at.UnixNano(), 1)
-		var w *window
+		var k recordKey
 		for i := range p.shards {
-			p.shards[i].each(func(_ uint64, x *window) { w = x })
-			if w != nil {
+			p.shards[i].each(func(x *window) { k = p.shards[i].keyOf(x) })
+			if k.d != nil {
 				break
 			}
 		}
-		require.NotNil(t, w, "the window of the first value is cached")
-		return pgwindows.Delta{Series: seriesKey(w), Interval: w.iv, Start: w.start, End: w.end, Fn: aggregation.Sum, State: c}
+		require.NotNil(t, k.d, "the window of the first value is cached")
+		return pgwindows.Delta{Series: seriesKey(&k), Interval: k.iv, Start: k.start, End: k.end, Fn: aggregation.Sum, State: c}
 	}
 	good, bad, good2 := &merge{deltas: []pgwindows.Delta{delta(1)}}, &merge{deltas: []pgwindows.Delta{delta(1e308)}}, &merge{deltas: []pgwindows.Delta{delta(2)}}
 	require.NoError(t, p.shared.write([]*merge{good, bad, good2}))
