@@ -25,7 +25,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +37,7 @@ import (
 	"time"
 
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
+	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/nab"
 )
 
 func main() {
@@ -149,92 +149,21 @@ func processFile(src, dst string, cfg detector.Config) (err error) {
 // score reads a NAB CSV from r and writes the result CSV to w; name is used in
 // error messages.
 func score(r io.Reader, w io.Writer, cfg detector.Config, name string) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	line := 0
-	tsCol, valCol := -1, -1
 	var d detector.Detector
 	d.Config = cfg
-	rows := 0
+	if _, err := io.WriteString(w, "timestamp,value,anomaly_score\n"); err != nil {
+		return err
+	}
 	buf := make([]byte, 0, 128)
-	for sc.Scan() {
-		line++
-		text := strings.TrimRight(sc.Text(), "\r")
-		if line == 1 {
-			text = strings.TrimPrefix(text, "\ufeff")
-			for i, h := range strings.Split(text, ",") {
-				switch strings.ToLower(strings.TrimSpace(h)) {
-				case "timestamp":
-					tsCol = i
-				case "value":
-					valCol = i
-				}
-			}
-			if tsCol < 0 || valCol < 0 {
-				return fmt.Errorf("%s:1: header %q must name the columns timestamp and value", name, text)
-			}
-			if _, err := io.WriteString(w, "timestamp,value,anomaly_score\n"); err != nil {
-				return err
-			}
-			continue
-		}
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		cells := strings.Split(text, ",")
-		if len(cells) <= tsCol || len(cells) <= valCol {
-			return fmt.Errorf("%s:%d: expected at least %d columns, got %d", name, line, max(tsCol, valCol)+1, len(cells))
-		}
-		tsText := strings.TrimSpace(cells[tsCol])
-		ts, err := parseTime(tsText)
-		if err != nil {
-			return fmt.Errorf("%s:%d: %w", name, line, err)
-		}
-		valText := strings.TrimSpace(cells[valCol])
-		v, err := strconv.ParseFloat(valText, 64)
-		if err != nil {
-			return fmt.Errorf("%s:%d: value %q is not a number", name, line, valText)
-		}
+	return nab.ReadCSV(r, name, func(tsText, valText string, ts time.Time, v float64) error {
 		res := d.Update(ts, v)
-		buf = buf[:0]
-		buf = append(buf, tsText...)
+		buf = append(buf[:0], tsText...)
 		buf = append(buf, ',')
 		buf = append(buf, valText...)
 		buf = append(buf, ',')
 		buf = strconv.AppendFloat(buf, res.Score, 'g', -1, 64)
 		buf = append(buf, '\n')
-		if _, err := w.Write(buf); err != nil {
-			return err
-		}
-		rows++
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s:%d: %w", name, line+1, err)
-	}
-	if line == 0 {
-		return fmt.Errorf("%s: empty file (expected a header timestamp,value)", name)
-	}
-	if rows == 0 {
-		return fmt.Errorf("%s: no data rows", name)
-	}
-	return nil
-}
-
-var timeLayouts = []string{
-	"2006-01-02 15:04:05",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04:05Z07:00",
-	"2006-01-02T15:04:05.999999999Z07:00",
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04",
-	"2006-01-02",
-}
-
-func parseTime(s string) (time.Time, error) {
-	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, errors.New("timestamp " + strconv.Quote(s) + " is not of the form 2006-01-02 15:04:05")
+		_, err := w.Write(buf)
+		return err
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -125,14 +126,30 @@ func readFile(path string) (*File, error) {
 	}
 	defer in.Close()
 	f := &File{}
-	sc := bufio.NewScanner(in)
-	line := 0
+	err = ReadCSV(in, path, func(_, _ string, ts time.Time, v float64) error {
+		f.Times = append(f.Times, ts.Unix())
+		f.Values = append(f.Values, v)
+		return nil
+	})
+	return f, err
+}
+
+// ReadCSV reads a NAB data file from r: a header naming the columns
+// timestamp and value (in any order, among others), then one row per line.
+// It calls row for each data row with the timestamp and value as written and
+// as parsed; name is used in error messages. A file without data rows is an
+// error.
+func ReadCSV(r io.Reader, name string, row func(tsText, valText string, ts time.Time, v float64) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	line, rows := 0, 0
 	tsCol, valCol := -1, -1
 	for sc.Scan() {
 		line++
 		text := strings.TrimRight(sc.Text(), "\r")
 		if line == 1 {
-			for i, h := range strings.Split(strings.TrimPrefix(text, "\ufeff"), ",") {
+			text = strings.TrimPrefix(text, "\ufeff")
+			for i, h := range strings.Split(text, ",") {
 				switch strings.ToLower(strings.TrimSpace(h)) {
 				case "timestamp":
 					tsCol = i
@@ -141,7 +158,7 @@ func readFile(path string) (*File, error) {
 				}
 			}
 			if tsCol < 0 || valCol < 0 {
-				return nil, fmt.Errorf("%s:1: header must name the columns timestamp and value", path)
+				return fmt.Errorf("%s:1: header %q must name the columns timestamp and value", name, text)
 			}
 			continue
 		}
@@ -150,26 +167,32 @@ func readFile(path string) (*File, error) {
 		}
 		cells := strings.Split(text, ",")
 		if len(cells) <= max(tsCol, valCol) {
-			return nil, fmt.Errorf("%s:%d: too few columns", path, line)
+			return fmt.Errorf("%s:%d: expected at least %d columns, got %d", name, line, max(tsCol, valCol)+1, len(cells))
 		}
-		ts, err := ParseTime(cells[tsCol])
+		tsText, valText := strings.TrimSpace(cells[tsCol]), strings.TrimSpace(cells[valCol])
+		ts, err := ParseTime(tsText)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			return fmt.Errorf("%s:%d: %w", name, line, err)
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(cells[valCol]), 64)
+		v, err := strconv.ParseFloat(valText, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: value is not a number", path, line)
+			return fmt.Errorf("%s:%d: value %q is not a number", name, line, valText)
 		}
-		f.Times = append(f.Times, ts.Unix())
-		f.Values = append(f.Values, v)
+		if err := row(tsText, valText, ts, v); err != nil {
+			return err
+		}
+		rows++
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%s:%d: %w", name, line+1, err)
 	}
-	if len(f.Times) == 0 {
-		return nil, fmt.Errorf("%s: no data rows", path)
+	if line == 0 {
+		return fmt.Errorf("%s: empty file (expected a header timestamp,value)", name)
 	}
-	return f, nil
+	if rows == 0 {
+		return fmt.Errorf("%s: no data rows", name)
+	}
+	return nil
 }
 
 var timeLayouts = []string{
