@@ -49,14 +49,20 @@ func (p *aggProcessor) flushAll(ctx context.Context, now time.Time) error {
 	return p.emit(ctx, now.UnixNano(), true)
 }
 
+// runningDue reports whether this emission includes running figures (all,
+// or running_interval has passed since the last one). Caller holds emitMu.
+func (p *aggProcessor) runningDue(nowNs int64, all bool) bool {
+	if ri := int64(p.cfg.RunningInterval); ri > 0 && nowNs-p.lastRunning >= ri {
+		p.lastRunning = nowNs
+		return true
+	}
+	return all
+}
+
 func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 	p.emitMu.Lock()
 	defer p.emitMu.Unlock()
-	running := all
-	if ri := int64(p.cfg.RunningInterval); ri > 0 && nowNs-p.lastRunning >= ri {
-		running = true
-		p.lastRunning = nowNs
-	}
+	running := p.runningDue(nowNs, all)
 	lateness := int64(p.cfg.AllowedLateness)
 	var snaps []snap
 	for i := range p.shards {

@@ -63,6 +63,8 @@ type memStorage struct {
 	data    map[string][]byte
 	batches int
 	fail    error
+	// latency is how long each Batch takes, as a disk's sync would.
+	latency time.Duration
 }
 
 var _ storage.Walker = (*memStorage)(nil)
@@ -84,6 +86,7 @@ func (s *memStorage) Delete(ctx context.Context, key string) error {
 }
 
 func (s *memStorage) Batch(_ context.Context, ops ...*storage.Operation) error {
+	time.Sleep(s.latency)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {

@@ -140,6 +140,10 @@ func TestUpgradeRestatesSameWindow(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	store := newMemStorage()
+	// Storage that takes as long as a sync: callers pile up while a round
+	// writes, whatever the scheduler does (instant storage let a loaded
+	// machine run the calls one after the other).
+	store.latency = time.Millisecond
 	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
 	p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
 	const callers, calls = 32, 50

@@ -178,11 +178,7 @@ func (p *aggProcessor) applyShared(ctx context.Context, sc *scratch) error {
 func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) error {
 	p.emitMu.Lock()
 	defer p.emitMu.Unlock()
-	running := all
-	if ri := int64(p.cfg.RunningInterval); ri > 0 && nowNs-p.lastRunning >= ri {
-		running = true
-		p.lastRunning = nowNs
-	}
+	running := p.runningDue(nowNs, all)
 	closedBefore := nowNs - int64(p.cfg.AllowedLateness)
 	for {
 		n, err := p.shared.store.Emit(ctx, closedBefore, running, emitBatch, func(cs []pgwindows.Claimed) error {
