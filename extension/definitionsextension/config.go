@@ -3,9 +3,10 @@ package definitionsextension // import "github.com/custommetrics/bundle/extensio
 import (
 	"errors"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/custommetrics/bundle/internal/pgdb"
 )
 
 // Config defines the configuration of the definitions extension.
@@ -51,9 +52,8 @@ func (cfg *Config) Validate() error {
 		if cfg.Postgres.DSN == "" {
 			return errors.New("postgres::dsn is required")
 		}
-		if _, err := pgxpool.ParseConfig(string(cfg.Postgres.DSN)); err != nil {
-			// pgx's message may quote the DSN, password included.
-			return errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string")
+		if _, err := pgdb.Parse(string(cfg.Postgres.DSN)); err != nil {
+			return err
 		}
 	}
 	return nil

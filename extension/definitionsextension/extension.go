@@ -2,7 +2,6 @@ package definitionsextension // import "github.com/custommetrics/bundle/extensio
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/pgdb"
 	"github.com/custommetrics/bundle/internal/pgdefinitions"
 	"github.com/custommetrics/bundle/internal/storageclient"
 )
@@ -66,13 +66,9 @@ func (e *definitionsExtension) Start(ctx context.Context, host component.Host) e
 
 // startShared keeps the registry in the configured PostgreSQL database.
 func (e *definitionsExtension) startShared(ctx context.Context, opts []definitions.Option) error {
-	pcfg, err := pgxpool.ParseConfig(string(e.cfg.Postgres.DSN))
+	pool, pcfg, err := pgdb.Open(ctx, string(e.cfg.Postgres.DSN), "definitions")
 	if err != nil {
-		return errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string")
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("connecting to the definitions database: %w", err)
+		return err
 	}
 	b, err := pgdefinitions.New(ctx, pool, e.settings.Logger)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/pgdb"
 )
 
 const schema = `CREATE TABLE IF NOT EXISTS definitions (
@@ -61,16 +62,7 @@ var _ definitions.SharedBackend = (*Backend)(nil)
 // New creates the tables when missing and starts listening for other
 // collectors' changes; Close stops it.
 func New(ctx context.Context, pool *pgxpool.Pool, logger *zap.Logger) (*Backend, error) {
-	// Collectors starting together race to create the tables; the lock
-	// makes the second wait instead of failing on a duplicate type.
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('custommetrics_definitions_schema'))"); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, schema)
-		return err
-	})
-	if err != nil {
+	if err := pgdb.CreateSchema(ctx, pool, "custommetrics_definitions_schema", schema); err != nil {
 		return nil, fmt.Errorf("pgdefinitions: creating the tables: %w", err)
 	}
 	lctx, cancel := context.WithCancel(context.Background())

@@ -44,6 +44,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/pgdb"
 )
 
 // Schema creates the table; it is idempotent.
@@ -100,16 +101,7 @@ type Store struct{ pool *pgxpool.Pool }
 
 // New returns a Store on pool, creating the table when missing.
 func New(ctx context.Context, pool *pgxpool.Pool) (*Store, error) {
-	// Collectors starting together race to create the table; the lock makes
-	// the second wait instead of failing on a duplicate type.
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('custommetrics_window_states_schema'))"); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, Schema)
-		return err
-	})
-	if err != nil {
+	if err := pgdb.CreateSchema(ctx, pool, "custommetrics_window_states_schema", Schema); err != nil {
 		return nil, fmt.Errorf("pgwindows: creating window_states: %w", err)
 	}
 	return &Store{pool: pool}, nil

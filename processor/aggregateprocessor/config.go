@@ -6,12 +6,12 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/pgdb"
 )
 
 // Defaults. See README.md for the reasoning.
@@ -146,9 +146,8 @@ func (cfg *Config) Validate() error {
 		case cfg.Postgres.DSN == "":
 			errs = append(errs, errors.New("postgres::dsn is required"))
 		default:
-			if _, err := pgxpool.ParseConfig(string(cfg.Postgres.DSN)); err != nil {
-				// pgx's message may quote the DSN, password included.
-				errs = append(errs, errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string"))
+			if _, err := pgdb.Parse(string(cfg.Postgres.DSN)); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}

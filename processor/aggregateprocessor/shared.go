@@ -14,6 +14,7 @@ import (
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/groupcommit"
+	"github.com/custommetrics/bundle/internal/pgdb"
 	"github.com/custommetrics/bundle/internal/pgwindows"
 )
 
@@ -51,13 +52,9 @@ type merge struct {
 const emitBatch = 1000
 
 func (p *aggProcessor) startShared(ctx context.Context, host component.Host) error {
-	pcfg, err := pgxpool.ParseConfig(string(p.cfg.Postgres.DSN))
+	pool, pcfg, err := pgdb.Open(ctx, string(p.cfg.Postgres.DSN), "window")
 	if err != nil {
-		return errors.New("postgres::dsn is not a valid PostgreSQL URL or key=value string")
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return fmt.Errorf("connecting to the window database: %w", err)
+		return err
 	}
 	store, err := pgwindows.New(ctx, pool)
 	if err != nil {
