@@ -48,7 +48,7 @@ import (
 )
 
 // Schema creates the table; it is idempotent.
-const Schema = `CREATE TABLE IF NOT EXISTS window_states (
+var Schema = `CREATE TABLE IF NOT EXISTS window_states (
   series bytea NOT NULL,
   interval int2 NOT NULL,
   start_unix_nano int8 NOT NULL,
@@ -65,10 +65,18 @@ const Schema = `CREATE TABLE IF NOT EXISTS window_states (
   emitted int8 NOT NULL DEFAULT 0,
   running int8 NOT NULL DEFAULT 0,
   final bool NOT NULL DEFAULT false,
-  PRIMARY KEY (series, interval, start_unix_nano)
+  PRIMARY KEY (series, interval, start_unix_nano),
+  -- What Compact.Finite allows: a merge that breaks it fails, and its
+  -- transaction with it.
+  CONSTRAINT window_states_finite CHECK (
+    a NOT IN ('Infinity'::float8, '-Infinity'::float8, 'NaN'::float8) AND
+    w NOT IN ('Infinity'::float8, '-Infinity'::float8, 'NaN'::float8) AND
+    (fn <> ` + averageFn + ` OR w > 0))
 );
 CREATE INDEX IF NOT EXISTS window_states_unemitted ON window_states (end_unix_nano) WHERE revision > emitted;
 CREATE INDEX IF NOT EXISTS window_states_running ON window_states (end_unix_nano) WHERE revision > running`
+
+var averageFn = fmt.Sprint(int(aggregation.Average))
 
 // Errors of Merge; nothing of the call was applied.
 var (
@@ -132,8 +140,9 @@ ON CONFLICT (series, interval, start_unix_nano) DO UPDATE SET
   ts = CASE WHEN ` + takes + ` THEN excluded.ts ELSE t.ts END,
   seq = CASE WHEN ` + takes + ` THEN excluded.seq ELSE t.seq END,
   vkey = CASE WHEN ` + takes + ` THEN excluded.vkey ELSE t.vkey END,
-  revision = t.revision + 1
-WHERE t.fn = excluded.fn
+  revision = t.revision + 1,
+  -- Another function fails the NOT NULL constraint, and the transaction with it.
+  fn = CASE WHEN t.fn = excluded.fn THEN t.fn END
 RETURNING n, a, w, ts, seq, revision`
 
 // row returns the upsert's arguments for d.
@@ -171,42 +180,44 @@ func (s *Store) Merge(ctx context.Context, deltas []Delta) ([]Merged, error) {
 			cmp.Compare(a.Interval, b.Interval), cmp.Compare(a.Start, b.Start))
 	})
 	out := make([]Merged, len(deltas))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for _, i := range order {
-			d := &deltas[i]
-			if d.State.Count() == 0 {
-				b.Queue(`SELECT n, a, w, ts, seq, revision FROM window_states
+	var b pgx.Batch
+	for _, i := range order {
+		d := &deltas[i]
+		if d.State.Count() == 0 {
+			b.Queue(`SELECT n, a, w, ts, seq, revision FROM window_states
 WHERE series = $1 AND interval = $2 AND start_unix_nano = $3 AND fn = $4`, d.Series, int16(d.Interval), d.Start, int16(d.Fn))
-				continue
-			}
-			b.Queue(upsert, row(d)...)
+			continue
 		}
-		res := tx.SendBatch(ctx, &b)
-		for _, i := range order {
-			d := &deltas[i]
-			m, err := scan(res.QueryRow(), d.Fn)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows) && d.State.Count() == 0:
-				continue // nothing stored, nothing added
-			case errors.Is(err, pgx.ErrNoRows):
-				_ = res.Close()
-				return fmt.Errorf("%w (%s window starting at %d)", ErrFunc, d.Interval, d.Start)
-			case err != nil:
-				_ = res.Close()
-				return err
-			}
-			if !m.State.Finite(d.Fn) {
-				_ = res.Close()
-				return fmt.Errorf("%w (%s window starting at %d)", ErrNonFinite, d.Interval, d.Start)
-			}
-			out[i] = m
+		b.Queue(upsert, row(d)...)
+	}
+	// One round trip: a batch runs as one implicit transaction, which any
+	// failing statement (a non-finite figure, another function) aborts whole.
+	res := s.pool.SendBatch(ctx, &b)
+	var err error
+	for _, i := range order {
+		d := &deltas[i]
+		m, e := scan(res.QueryRow(), d.Fn)
+		if errors.Is(e, pgx.ErrNoRows) && d.State.Count() == 0 {
+			continue // nothing stored, nothing added
 		}
-		return res.Close()
-	})
+		if e != nil {
+			err = e
+			break
+		}
+		out[i] = m
+	}
+	if e := res.Close(); err == nil {
+		err = e
+	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "22003" { // numeric_value_out_of_range: a float8 sum overflowed
-		err = fmt.Errorf("%w: %s", ErrNonFinite, pgErr.Message)
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "22003", // numeric_value_out_of_range: a float8 sum overflowed
+			pgErr.Code == "23514" && pgErr.ConstraintName == "window_states_finite":
+			return nil, fmt.Errorf("%w: %s", ErrNonFinite, pgErr.Message)
+		case pgErr.Code == "23502" && pgErr.ColumnName == "fn":
+			return nil, ErrFunc
+		}
 	}
 	if err != nil {
 		return nil, err
