@@ -99,6 +99,16 @@ func (e *env) cluster(d time.Duration, rate float64) {
 		samplers = append(samplers, collector.Sample(c.proc.Pid(), 250*time.Millisecond))
 	}
 	cfg.BaseURL = front
+	if e.profileDir != "" {
+		// A CPU profile of the first member over the middle of the load.
+		go func() {
+			time.Sleep(d / 4)
+			file := filepath.Join(e.profileDir, "cluster-member.pprof")
+			if err := fetchTo(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", cs[0].pprof, max(int(d.Seconds()/2), 1)), file); err != nil {
+				log.Printf("cluster profile: %v", err)
+			}
+		}()
+	}
 	r.Res = loadgen.Run(ctx, t, cfg)
 	for _, s := range samplers {
 		u := s.Stop()
@@ -180,8 +190,8 @@ func accountPostgres(dsn string, l *loadgen.Ledger) (*accounting.Report, error) 
 
 // clusterMember is one collector of the cluster.
 type clusterMember struct {
-	proc        *collector.Process
-	api, health int
+	proc               *collector.Process
+	api, health, pprof int
 }
 
 func (e *env) startClusterMember(i int, dsn string) (*clusterMember, error) {
@@ -190,8 +200,15 @@ func (e *env) startClusterMember(i int, dsn string) (*clusterMember, error) {
 		return nil, err
 	}
 	c := &clusterMember{api: collector.FreePort(), health: collector.FreePort()}
+	args := []string{"--config", filepath.Join(e.root, "cmd", "otelcol-custommetrics", "cluster.yaml")}
+	if e.profileDir != "" {
+		// -profile: the shipped cluster.yaml plus the pprof extension.
+		c.pprof = collector.FreePort()
+		args = append(args, "--config", fmt.Sprintf("yaml:extensions::pprof::endpoint: 127.0.0.1:%d", c.pprof),
+			"--set", "service.extensions=[health_check,definitions,pprof]")
+	}
 	c.proc = &collector.Process{
-		Bin: e.bin, Args: []string{"--config", filepath.Join(e.root, "cmd", "otelcol-custommetrics", "cluster.yaml")},
+		Bin: e.bin, Args: args,
 		Dir: dir, Log: filepath.Join(dir, "collector.log"),
 		Env: []string{
 			"CUSTOMMETRICS_PG_DSN=" + dsn,
