@@ -280,17 +280,24 @@ type Claimed struct {
 // Emit hands the windows due for emission to fn, at most limit of them, and
 // marks them emitted when fn returns nil: closed windows (ending at or before
 // closedBefore) whose revision was not emitted as closed, and, with running,
-// open windows whose revision was not emitted at all. It works in one
+// open windows whose revision was not emitted at all. A window waits while
+// an earlier closed window of its series is due, so that each series'
+// windows go out in order (the anomaly processor scores them in order). It works in one
 // transaction holding the windows' rows, which other callers skip: each
 // revision is handed to one caller, and to another only if fn failed or its
 // caller died before committing. It returns how many windows fn took.
 func (s *Store) Emit(ctx context.Context, closedBefore int64, running bool, limit int, fn func([]Claimed) error) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A series' closed windows go out in order: not while an earlier one
+		// of the same series is due (or being emitted by another caller).
 		rows, err := tx.Query(ctx, `SELECT series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, revision, final, identity
-FROM window_states
-WHERE (end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running)
-ORDER BY end_unix_nano LIMIT $3 FOR UPDATE SKIP LOCKED`, closedBefore, running, limit)
+FROM window_states t
+WHERE ((end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running))
+  AND NOT EXISTS (SELECT 1 FROM window_states o
+    WHERE o.series = t.series AND o.interval = t.interval AND o.start_unix_nano < t.start_unix_nano
+      AND o.end_unix_nano <= $1 AND o.revision > o.emitted)
+ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, running, limit)
 		if err != nil {
 			return err
 		}

@@ -271,3 +271,35 @@ func TestEmitHandsEachRevisionToOneEmitter(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n)
 }
+
+// A series' due windows go out in order, one emission after the other, even
+// with several emitters: the later one waits while the earlier one is due or
+// being emitted.
+func TestEmitKeepsSeriesOrder(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a, b := newStore(t, dsn), newStore(t, dsn)
+	ctx := context.Background()
+	const day = int64(86_400e9)
+	var ds []Delta
+	for d := range 3 {
+		ds = append(ds, delta("s", aggregation.Sum, int64(d)*day, [3]float64{float64(d + 1), 0, 0}))
+	}
+	_, err := a.Merge(ctx, ds)
+	require.NoError(t, err)
+	now := 10 * day
+
+	var starts []int64
+	for range 3 {
+		_, err := a.Emit(ctx, now, false, 1000, func(cs []Claimed) error {
+			require.Len(t, cs, 1, "one window of the series at a time")
+			starts = append(starts, cs[0].Start)
+			// Meanwhile another emitter gets nothing of this series.
+			n, err := b.Emit(ctx, now, false, 1000, func([]Claimed) error { return nil })
+			assert.NoError(t, err)
+			assert.Zero(t, n)
+			return nil
+		})
+		require.NoError(t, err)
+	}
+	assert.Equal(t, []int64{0, day, 2 * day}, starts)
+}

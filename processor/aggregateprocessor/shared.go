@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/component"
@@ -177,16 +178,21 @@ func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) er
 	defer p.emitMu.Unlock()
 	running := p.runningDue(nowNs, all)
 	closedBefore := nowNs - int64(p.cfg.AllowedLateness)
-	for {
+	// Each round takes at most one window per series (a series' windows go
+	// out in order), so a back-fill takes one round per window of its
+	// longest series; the rounds of a tick stop after check_interval, the
+	// next tick goes on.
+	for start := time.Now(); time.Since(start) < p.cfg.CheckInterval; {
 		n, err := p.shared.store.Emit(ctx, closedBefore, running, emitBatch, func(cs []pgwindows.Claimed) error {
 			return p.emitClaimed(ctx, cs)
 		})
 		if err != nil {
 			return err
 		}
-		if n < emitBatch {
+		if n == 0 {
 			break
 		}
+		running = false // the running figures went out in the first round
 	}
 	p.evictShared(nowNs)
 	return nil

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configopaque"
 
+	"github.com/custommetrics/bundle/internal/pgdb"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
 )
 
@@ -57,6 +59,10 @@ type Config struct {
 
 	// Storage is the ID of a storage extension that persists detector states.
 	Storage *component.ID `mapstructure:"storage"`
+	// Postgres keeps the detector states in a PostgreSQL database shared by
+	// several collectors instead (cluster mode, see README): exclusive with
+	// Storage.
+	Postgres *PostgresConfig `mapstructure:"postgres"`
 	// SnapshotInterval is how often changed states are written to storage.
 	SnapshotInterval time.Duration `mapstructure:"snapshot_interval"`
 	// MaxSeries bounds the number of series tracked; points of further new
@@ -125,8 +131,30 @@ func (cfg *Config) detectorConfig() (detector.Config, error) {
 }
 
 // Validate checks the processor configuration.
+// PostgresConfig names the database of the shared detector states.
+type PostgresConfig struct {
+	// DSN is the database's URL, e.g. postgres://user:password@host:5432/db
+	// (or a libpq key=value string). The processor creates its table.
+	DSN configopaque.String `mapstructure:"dsn"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
 func (cfg *Config) Validate() error {
 	var errs []error
+	if cfg.Postgres != nil {
+		switch {
+		case cfg.Storage != nil:
+			errs = append(errs, errors.New("storage and postgres are exclusive: detector states live in one place"))
+		case cfg.Postgres.DSN == "":
+			errs = append(errs, errors.New("postgres::dsn is required"))
+		default:
+			if _, err := pgdb.Parse(string(cfg.Postgres.DSN)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if !(cfg.Sensitivity >= 0 && cfg.Sensitivity <= 1) {
 		errs = append(errs, fmt.Errorf("sensitivity must be within [0,1], got %v", cfg.Sensitivity))
 	}

@@ -58,6 +58,7 @@ type anomalyProcessor struct {
 
 	client storage.Client
 	lazy   bool // the storage cannot be walked: load states on first sight
+	shared *sharedStates // cluster mode: states in PostgreSQL (shared.go)
 
 	stop chan struct{}
 	done chan struct{}
@@ -152,7 +153,11 @@ func (p *anomalyProcessor) selectedUncached(name string) bool {
 }
 
 func (p *anomalyProcessor) start(ctx context.Context, host component.Host) error {
-	if p.cfg.Storage == nil {
+	if p.cfg.Postgres != nil {
+		if err := p.startShared(ctx); err != nil {
+			return err
+		}
+	} else if p.cfg.Storage == nil {
 		p.logger.Warn("no storage configured: detector states are lost on restart and every series learns again (set `storage` to a storage extension)")
 	} else {
 		client, err := storageclient.Open(ctx, host, *p.cfg.Storage, component.KindProcessor, p.id)
@@ -246,6 +251,10 @@ func (p *anomalyProcessor) janitor() {
 func (p *anomalyProcessor) maintain(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.shared != nil {
+		p.expireShared(ctx)
+		return
+	}
 	cutoff := p.now().UnixNano() - int64(p.cfg.SeriesTTL)
 	var ops []*storage.Operation
 	var evicted int64
@@ -299,6 +308,10 @@ func (p *anomalyProcessor) shutdown(ctx context.Context) error {
 		p.stop = nil
 	}
 	var err error
+	if p.shared != nil {
+		p.shared.pool.Close()
+		p.shared = nil
+	}
 	if p.client != nil {
 		p.maintain(ctx)
 		err = p.client.Close(ctx)
@@ -349,10 +362,16 @@ func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, tenant string
 		s.tenant, _, _ = p.tenants.acquire(tenant, 0)
 		s.dirty = true
 	}
+	res, ok := p.update(s, ts, v, now)
+	sh.mu.Unlock()
+	return res, ok
+}
+
+// update scores value v at ts (unix ns) of series s, at wall clock now.
+func (p *anomalyProcessor) update(s *series, ts int64, v float64, now int64) (detector.Result, bool) {
 	s.seen = now
 	if ts <= s.lastTS {
 		// not after the last value: a late or repeated point is not learned twice
-		sh.mu.Unlock()
 		return detector.Result{}, false
 	}
 	sec := ts / 1e9
@@ -366,7 +385,6 @@ func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, tenant string
 	}
 	res := s.st.Update(c, sec, v)
 	s.dirty = true
-	sh.mu.Unlock()
 	return res, res.Ready
 }
 
@@ -415,8 +433,23 @@ func (p *anomalyProcessor) newSeries(ctx context.Context, sh *shard, k seriesKey
 }
 
 func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metrics) (pmetric.Metrics, error) {
+	if p.shared != nil {
+		return md, p.processShared(ctx, md)
+	}
 	now := p.now().UnixNano()
 	var st batchStats
+	p.walk(md, now, func(k seriesKey, tenant string, ts int64, v float64) (detector.Result, bool) {
+		return p.score(ctx, k, tenant, ts, v, now, &st)
+	}, &st)
+	p.record(ctx, &st)
+	return md, nil
+}
+
+// scorer scores one value of series k.
+type scorer func(k seriesKey, tenant string, ts int64, v float64) (detector.Result, bool)
+
+// walk scores every selected point of md with score and adds the outputs.
+func (p *anomalyProcessor) walk(md pmetric.Metrics, now int64, score scorer, st *batchStats) {
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
@@ -443,15 +476,13 @@ func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metric
 				if pts.Len() == 0 || !p.selected(m.Name()) || isRunningFigure(m) {
 					continue
 				}
-				p.processPoints(ctx, m, pts, metricKey(rk, m.Name()), tenant, now, &extra, &st)
+				p.processPoints(m, pts, metricKey(rk, m.Name()), tenant, now, score, &extra, st)
 			}
 			if extra != (pmetric.MetricSlice{}) && extra.Len() > 0 {
 				extra.MoveAndAppendTo(ms)
 			}
 		}
 	}
-	p.record(ctx, &st)
-	return md, nil
 }
 
 // isRunningFigure reports whether m holds the aggregate processor's running
@@ -481,7 +512,7 @@ func (p *anomalyProcessor) record(ctx context.Context, st *batchStats) {
 }
 
 // processPoints scores the points of metric m and appends the output.
-func (p *anomalyProcessor) processPoints(ctx context.Context, m pmetric.Metric, pts pmetric.NumberDataPointSlice, mk seriesKey, tenant string, now int64, extra *pmetric.MetricSlice, st *batchStats) {
+func (p *anomalyProcessor) processPoints(m pmetric.Metric, pts pmetric.NumberDataPointSlice, mk seriesKey, tenant string, now int64, score scorer, extra *pmetric.MetricSlice, st *batchStats) {
 	var scores, flags pmetric.NumberDataPointSlice
 	created := false
 	for i := 0; i < pts.Len(); i++ {
@@ -503,7 +534,7 @@ func (p *anomalyProcessor) processPoints(ctx context.Context, m pmetric.Metric, 
 			ts = now
 		}
 		k := pointKey(mk, hashMap(0, dp.Attributes(), true))
-		res, ok := p.score(ctx, k, tenant, ts, v, now, st)
+		res, ok := score(k, tenant, ts, v)
 		if !ok {
 			continue
 		}

@@ -1,0 +1,159 @@
+package anomalyprocessor // import "github.com/custommetrics/bundle/processor/anomalyprocessor"
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/pgdb"
+	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
+)
+
+// Cluster mode (`postgres`): every series' detector state lives in the table
+// anomaly_states of a PostgreSQL database shared by the collectors, and a
+// batch is scored in one transaction that holds a lock per series it
+// touches: it reads their states, scores, and writes them back before it
+// commits. So a series' values are scored once and in order whichever
+// collector receives them (values not after the series' last scored one are
+// passed on unscored, as on one collector), and no collector's loss loses a
+// state. A batch whose transaction fails returns the error: upstream (the
+// aggregate processor's emission) retries it, and nothing of it was learned.
+//
+// Quotas (max_series, max_series_per_tenant) do not apply: the states are
+// not held in memory. series_ttl deletes states from the table.
+//
+//	anomaly_states  series bytea PRIMARY KEY   the series key (16 bytes)
+//	                state  bytea NOT NULL      the stored value of a series (series.appendBinary)
+//	                seen_unix_nano int8        wall clock of its last value (series_ttl)
+type sharedStates struct {
+	pool *pgxpool.Pool
+}
+
+const sharedSchema = `CREATE TABLE IF NOT EXISTS anomaly_states (
+  series bytea PRIMARY KEY,
+  state bytea NOT NULL,
+  seen_unix_nano int8 NOT NULL
+)`
+
+func (p *anomalyProcessor) startShared(ctx context.Context) error {
+	pool, pcfg, err := pgdb.Open(ctx, string(p.cfg.Postgres.DSN), "detector state")
+	if err != nil {
+		return err
+	}
+	if err := pgdb.CreateSchema(ctx, pool, "custommetrics_anomaly_states_schema", sharedSchema); err != nil {
+		pool.Close()
+		return fmt.Errorf("anomaly processor: creating anomaly_states: %w", err)
+	}
+	p.shared = &sharedStates{pool: pool}
+	p.logger.Info("Detector states are shared through PostgreSQL (cluster mode)",
+		zap.String("host", pcfg.ConnConfig.Host), zap.String("database", pcfg.ConnConfig.Database))
+	return nil
+}
+
+func (k seriesKey) bytes() []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 16), k.a)
+	return binary.BigEndian.AppendUint64(b, k.b)
+}
+
+// processShared scores md against the shared states, in one transaction.
+func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics) error {
+	now := p.now().UnixNano()
+	// The series of the batch, found by a walk that scores nothing.
+	tenants := map[seriesKey]string{}
+	p.walk(md, now, func(k seriesKey, tenant string, _ int64, _ float64) (detector.Result, bool) {
+		tenants[k] = tenant
+		return detector.Result{}, false
+	}, &batchStats{})
+	if len(tenants) == 0 {
+		return nil
+	}
+	keys := make([]seriesKey, 0, len(tenants))
+	for k := range tenants {
+		keys = append(keys, k)
+	}
+	// Locks in key order: concurrent batches cannot deadlock.
+	slices.SortFunc(keys, func(x, y seriesKey) int { return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b)) })
+	raw := make([][]byte, len(keys))
+	for i, k := range keys {
+		raw[i] = k.bytes()
+	}
+	var st batchStats
+	err := pgx.BeginFunc(ctx, p.shared.pool, func(tx pgx.Tx) error {
+		var locks pgx.Batch
+		for _, k := range keys {
+			// A lock per series, also for series without a row yet.
+			locks.Queue("SELECT pg_advisory_xact_lock($1)", int64(k.a^k.b))
+		}
+		if err := tx.SendBatch(ctx, &locks).Close(); err != nil {
+			return err
+		}
+		states := make(map[seriesKey]*series, len(keys))
+		rows, err := tx.Query(ctx, "SELECT series, state FROM anomaly_states WHERE series = ANY($1)", raw)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var key, state []byte
+			if err := rows.Scan(&key, &state); err != nil {
+				rows.Close()
+				return err
+			}
+			s := &series{}
+			if len(key) != 16 || s.unmarshalBinary(state) != nil {
+				continue // unreadable: the series learns again
+			}
+			states[seriesKey{binary.BigEndian.Uint64(key), binary.BigEndian.Uint64(key[8:])}] = s
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		p.walk(md, now, func(k seriesKey, _ string, ts int64, v float64) (detector.Result, bool) {
+			s := states[k]
+			if s == nil {
+				s = &series{}
+				states[k] = s
+				st.created++
+			}
+			return p.update(s, ts, v, now)
+		}, &st)
+		var writes pgx.Batch
+		for i, k := range keys {
+			s := states[k]
+			if s == nil || !s.dirty {
+				continue
+			}
+			writes.Queue(`INSERT INTO anomaly_states (series, state, seen_unix_nano) VALUES ($1, $2, $3)
+ON CONFLICT (series) DO UPDATE SET state = excluded.state, seen_unix_nano = excluded.seen_unix_nano`,
+				raw[i], s.appendBinary(make([]byte, 0, seriesHeader+1024), tenants[k]), s.seen)
+		}
+		return tx.SendBatch(ctx, &writes).Close()
+	})
+	if err != nil {
+		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
+		return fmt.Errorf("anomaly processor: scoring against the shared detector states failed: %w", err)
+	}
+	st.created = 0 // series gauges count what this process holds in memory
+	p.record(ctx, &st)
+	return nil
+}
+
+// expireShared deletes the states of series quiet for series_ttl.
+func (p *anomalyProcessor) expireShared(ctx context.Context) {
+	cutoff := p.now().UnixNano() - int64(p.cfg.SeriesTTL)
+	tag, err := p.shared.pool.Exec(ctx, "DELETE FROM anomaly_states WHERE seen_unix_nano < $1", cutoff)
+	if err != nil {
+		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
+		p.logger.Warn("deleting expired detector states failed; will retry", zap.Error(err))
+		return
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		p.tb.ProcessorAnomalySeriesEvicted.Add(ctx, n)
+	}
+}

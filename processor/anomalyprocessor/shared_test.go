@@ -1,0 +1,107 @@
+package anomalyprocessor
+
+import (
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/custommetrics/bundle/internal/pgserver"
+)
+
+// Three collectors in cluster mode, fed one series' values round robin (and
+// one value twice), score exactly as one collector fed them all: each value
+// once, in order, with the state learned from every earlier value.
+func TestSharedStatesScoreAsOneCollector(t *testing.T) {
+	srv, err := pgserver.Start(pgserver.Options{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Remove)
+
+	shared := func() *Config {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Metrics = true
+		cfg.Postgres = &PostgresConfig{DSN: configopaque.String(srv.DSN("postgres"))}
+		require.NoError(t, cfg.Validate())
+		return cfg
+	}
+	one := createDefaultConfig().(*Config)
+	one.Metrics = true
+	single := newTestProc(t, one, nil)
+	cluster := []*testProc{newTestProc(t, shared(), nil), newTestProc(t, shared(), nil), newTestProc(t, shared(), nil)}
+
+	var pts []point
+	for i := range 600 {
+		v := 10 + math.Sin(float64(i)/7)
+		if i == 500 {
+			v = 40 // a spike, flagged by both
+		}
+		pts = append(pts, point{metric: "orders", resource: "a", ts: t0.Add(time.Duration(i) * time.Hour), v: v})
+	}
+	for i, pt := range pts {
+		single.consume(t, pt)
+		cluster[i%3].consume(t, pt)
+		if i == 300 {
+			cluster[(i+1)%3].consume(t, pt) // again, elsewhere: not learned twice
+		}
+	}
+	want := single.points("orders" + scoreSuffix)
+	var got []outPoint
+	for _, c := range cluster {
+		got = append(got, c.points("orders"+scoreSuffix)...)
+	}
+	require.NotEmpty(t, want)
+	require.Equal(t, len(want), len(got), "each value scored once")
+	byTime := map[time.Time]float64{}
+	for _, p := range got {
+		byTime[p.ts] = p.v
+	}
+	for _, p := range want {
+		assert.Equal(t, p.v, byTime[p.ts], "score at %s", p.ts)
+	}
+	flags := 0
+	for _, c := range cluster {
+		for _, p := range c.points("orders" + flagSuffix) {
+			flags += int(p.v)
+		}
+	}
+	assert.Positive(t, flags, "the spike is flagged")
+}
+
+// Concurrent batches of one series on several collectors are serialised by
+// the series' lock: no deadlock, no error, and the state ends at the latest
+// value (each value is learned at most once, and only after every value
+// learned before it).
+func TestSharedStatesConcurrentBatches(t *testing.T) {
+	srv, err := pgserver.Start(pgserver.Options{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Remove)
+	var procs []*testProc
+	for range 3 {
+		cfg := createDefaultConfig().(*Config)
+		cfg.Metrics = true
+		cfg.Postgres = &PostgresConfig{DSN: configopaque.String(srv.DSN("postgres"))}
+		procs = append(procs, newTestProc(t, cfg, nil))
+	}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				pt := point{metric: "m", resource: "r", ts: t0.Add(time.Duration(i*6+w) * time.Minute), v: float64(i)}
+				procs[(w+i)%3].consume(t, pt)
+			}
+		}()
+	}
+	wg.Wait()
+	var s series
+	var raw []byte
+	require.NoError(t, procs[0].p.shared.pool.QueryRow(t.Context(), "SELECT state FROM anomaly_states").Scan(&raw))
+	require.NoError(t, s.unmarshalBinary(raw))
+	assert.LessOrEqual(t, s.st.Count(), int64(300))
+	assert.Equal(t, t0.Add(299*time.Minute).UnixNano(), s.lastTS, "the latest value was learned")
+}
