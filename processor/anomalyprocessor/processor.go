@@ -57,7 +57,7 @@ type anomalyProcessor struct {
 	now func() time.Time // wall clock (tests replace it)
 
 	client storage.Client
-	lazy   bool // the storage cannot be walked: load states on first sight
+	lazy   bool          // the storage cannot be walked: load states on first sight
 	shared *sharedStates // cluster mode: states in PostgreSQL (shared.go)
 
 	stop chan struct{}
