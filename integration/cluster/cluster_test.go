@@ -142,6 +142,54 @@ func TestClusterAnswersAsOneCollector(t *testing.T) {
 	assert.Equal(t, int32(1), created.Load())
 	assert.Equal(t, int32(8), conflicts.Load())
 
+	// LaunchDarkly patches on all instances at once: none lost, _version
+	// counts them; of two optimistic patches of one _version, one wins; a
+	// delete on one instance is seen by the others.
+	const ld = "/api/v2/metrics/proj"
+	status, body = send(http.MethodPost, ins[0].base+ld, `{"key":"m","kind":"custom","eventKey":"e","isNumeric":false}`)
+	require.Equal(t, http.StatusCreated, status, "%s", body)
+	for i := range 15 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, body := send(http.MethodPatch, ins[i%3].base+ld+"/m", fmt.Sprintf(`[{"op":"replace","path":"/name","value":"n%d"}]`, i))
+			assert.Equal(t, http.StatusOK, status, "%s", body)
+		}()
+	}
+	wg.Wait()
+	version := func(in *instance) float64 {
+		status, body := send(http.MethodGet, in.base+ld+"/m", "")
+		require.Equal(t, http.StatusOK, status, "%s", body)
+		var m struct {
+			Version float64 `json:"_version"`
+		}
+		require.NoError(t, json.Unmarshal(body, &m))
+		return m.Version
+	}
+	for _, in := range ins {
+		assert.Equal(t, 16.0, version(in), "every patch counted, on every instance")
+	}
+	var won, lost atomic.Int32
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			switch status, _ := send(http.MethodPatch, ins[i].base+ld+"/m", `[{"op":"test","path":"/_version","value":16},{"op":"replace","path":"/name","value":"x"}]`); status {
+			case http.StatusOK:
+				won.Add(1)
+			case http.StatusConflict:
+				lost.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), won.Load())
+	assert.Equal(t, int32(1), lost.Load())
+	status, _ = send(http.MethodDelete, ins[1].base+ld+"/m", "")
+	require.Equal(t, http.StatusNoContent, status)
+	status, _ = send(http.MethodGet, ins[2].base+ld+"/m", "")
+	assert.Equal(t, http.StatusNotFound, status, "deleted on one instance, gone on the others")
+
 	// Values round-robin over the instances, with returnValue: each answer
 	// holds every value acknowledged before its request was sent. One
 	// instance is killed with SIGKILL mid-load and restarted.
