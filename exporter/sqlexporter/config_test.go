@@ -22,9 +22,12 @@ func TestLoadConfig(t *testing.T) {
 	pg.Driver = DriverPostgres
 	pg.DSN = "postgres://collector:${env:PGPASSWORD}@127.0.0.1:5432/metrics"
 
+	// A queue and retries are off by default; configuring them starts from
+	// the exporter's defaults (one consumer, batches).
 	persistent := createDefaultConfig().(*Config)
 	storage := component.MustNewID("file_storage")
-	persistent.QueueConfig.Get().StorageID = &storage
+	persistent.QueueConfig.GetOrInsertDefault().StorageID = &storage
+	persistent.RetryConfig.Enabled = true
 	persistent.RetryConfig.MaxElapsedTime = 0
 
 	tests := []struct {
@@ -60,8 +63,9 @@ func TestDefaultConfigStoresUnderData(t *testing.T) {
 	cfg := createDefaultConfig().(*Config)
 	assert.Equal(t, DriverSQLite, cfg.Driver)
 	assert.Equal(t, "data/custommetrics.db", cfg.DSN)
-	require.True(t, cfg.QueueConfig.HasValue(), "the sending queue is on by default")
-	assert.Equal(t, 1, cfg.QueueConfig.Get().NumConsumers)
-	assert.True(t, cfg.RetryConfig.Enabled)
+	assert.False(t, cfg.QueueConfig.HasValue(), "no sending queue by default: a push returns once its rows are committed")
+	assert.False(t, cfg.RetryConfig.Enabled, "the caller keeps the data and retries")
 	require.NoError(t, confmap.Validate(cfg))
+	// Configured, the queue starts from the exporter's defaults.
+	assert.Equal(t, 1, cfg.QueueConfig.GetOrInsertDefault().NumConsumers)
 }

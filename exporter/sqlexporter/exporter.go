@@ -23,6 +23,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/custommetrics/bundle/exporter/sqlexporter/internal/metadata"
+	"github.com/custommetrics/bundle/internal/groupcommit"
 )
 
 // sqliteBusyTimeout is how long a SQLite write waits for another writer
@@ -38,10 +39,19 @@ type sqlExporter struct {
 	stmts     stmtCache
 
 	db *sql.DB // set by start
+	// commits group-commits concurrent pushes: one transaction per round.
+	commits *groupcommit.Committer[*pushed]
+}
+
+// pushed is one push and, once its round is written, why it failed.
+type pushed struct {
+	md  pmetric.Metrics
+	err error
 }
 
 func newSQLExporter(cfg *Config, set exporter.Settings) (*sqlExporter, error) {
 	e := &sqlExporter{cfg: cfg, logger: set.Logger}
+	e.commits = groupcommit.New(e.write, 0)
 	switch cfg.Driver {
 	case DriverSQLite:
 		e.dialect = sqliteDialect
@@ -165,6 +175,7 @@ func sqliteDSN(dsn string) (string, string, error) {
 }
 
 func (e *sqlExporter) shutdown(context.Context) error {
+	e.commits.Close()
 	if e.telemetry != nil {
 		e.telemetry.Shutdown()
 	}
@@ -176,13 +187,51 @@ func (e *sqlExporter) shutdown(context.Context) error {
 	return err
 }
 
-// push stores one batch in one transaction. Errors that a later attempt can
-// overcome (connection lost, database locked or down, timeout) are returned
-// as they are so that exporterhelper retries them and the sending queue
-// holds the data meanwhile; errors that the data itself causes are
-// permanent.
+// push stores md and returns once it is committed (or failed). Concurrent
+// pushes share transactions (group commit: internal/groupcommit): under load
+// the rows of many small requests (BigFix values, raw points) are written in
+// one transaction each round, and every caller still hears only after its
+// rows are durable, so no queue is needed to batch, nor to be durable.
+// Errors that a later attempt can overcome (connection lost, database locked
+// or down, disk full, timeout) are returned as they are, so that the caller
+// retries (the aggregate processor at its next tick, a client after a 503);
+// errors that the data itself causes are permanent.
 func (e *sqlExporter) push(ctx context.Context, md pmetric.Metrics) error {
-	b := buildBatch(md)
+	if e.db == nil {
+		return errors.New("sql exporter: not started")
+	}
+	p := &pushed{md: md}
+	if err := e.commits.Wait(ctx, e.commits.Add(p)); err != nil && p.err == nil {
+		return err
+	}
+	return p.err
+}
+
+// write writes the pushes of one round in one transaction. When that fails
+// for a reason the data causes (permanent), each push is written on its own,
+// so that only the push at fault is refused.
+func (e *sqlExporter) write(ps []*pushed) error {
+	ctx := context.Background() // the round's callers may be gone; the write is still theirs
+	err := e.writeAll(ctx, ps...)
+	if err != nil && isPermanent(err) && len(ps) > 1 {
+		for _, p := range ps {
+			p.err = e.writeAll(ctx, p)
+		}
+		return nil
+	}
+	for _, p := range ps {
+		p.err = err
+	}
+	return err
+}
+
+// writeAll writes the rows of ps in one transaction.
+func (e *sqlExporter) writeAll(ctx context.Context, ps ...*pushed) error {
+	mds := make([]pmetric.Metrics, len(ps))
+	for i, p := range ps {
+		mds[i] = p.md
+	}
+	b := buildBatch(mds...)
 	if b.skipped > 0 {
 		e.telemetry.ExporterSQLDataPointsSkipped.Add(ctx, int64(b.skipped))
 		if n := b.skippedKinds["invalid_timestamp"]; n > 0 {
@@ -198,9 +247,6 @@ func (e *sqlExporter) push(ctx context.Context, md pmetric.Metrics) error {
 	}
 	if len(b.windows) == 0 && len(b.points) == 0 && len(b.cumulatives) == 0 && len(b.histograms) == 0 {
 		return nil
-	}
-	if e.db == nil {
-		return errors.New("sql exporter: not started")
 	}
 	windows, points, err := e.writeBatch(ctx, b, time.Now().UnixNano())
 	if err != nil {

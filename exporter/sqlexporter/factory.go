@@ -27,25 +27,33 @@ func NewFactory() exporter.Factory {
 }
 
 func createDefaultConfig() component.Config {
+	// No sending queue and no retries by default: a push returns once its
+	// rows are committed (concurrent pushes share transactions, see push),
+	// so an acknowledged value is in the database, and a failure goes back
+	// to the caller, which keeps the data and retries: the aggregate
+	// processor at its next tick, a client of the receiver after its 503.
+	// A queue would acknowledge before the write, and exporterhelper's
+	// persistent queue skips an item whose storage read fails (a full
+	// disk): data acknowledged upstream would be lost.
+	//
+	// When a user configures sending_queue, these are its defaults:
+	// restatements of a window must reach the database in the order they
+	// were emitted, so one consumer drains it (see Config.Validate), writing
+	// batches of up to 10,000 data points flushed after at most 100ms.
 	queue := exporterhelper.NewDefaultQueueConfig()
-	// Restatements of a window must reach the database in the order they
-	// were emitted: one consumer drains the queue (see Config.Validate).
 	queue.NumConsumers = 1
-	// That consumer writes one transaction per batch: small requests (a
-	// BigFix value, a window emission) coalesce, in order, into batches of
-	// up to 10,000 data points, flushed after at most 100ms. Without it
-	// each request was its own transaction and raw points saturated the
-	// queue (503) at a few hundred requests per second.
 	queue.Batch = configoptional.Some(exporterhelper.BatchConfig{
 		FlushTimeout: 100 * time.Millisecond,
 		Sizer:        exporterhelper.RequestSizerTypeItems,
 		MinSize:      1000,
 		MaxSize:      10000,
 	})
+	retry := configretry.NewDefaultBackOffConfig()
+	retry.Enabled = false
 	return &Config{
 		TimeoutConfig: exporterhelper.NewDefaultTimeoutConfig(),
-		QueueConfig:   configoptional.Some(queue),
-		RetryConfig:   configretry.NewDefaultBackOffConfig(),
+		QueueConfig:   configoptional.Default(queue),
+		RetryConfig:   retry,
 		Driver:        DriverSQLite,
 		DSN:           defaultSQLiteDSN,
 	}

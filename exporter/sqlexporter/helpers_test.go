@@ -72,13 +72,15 @@ func startExporter(t testing.TB, cfg *Config, set exporter.Settings) *sqlExporte
 	return e
 }
 
-// fastRetries makes cfg retry quickly and forever, with a large blocking queue.
+// fastRetries turns on the sending queue and retries (off by default) and
+// makes cfg retry quickly and forever, with a large blocking queue.
 func fastRetries(cfg *Config) {
 	cfg.TimeoutConfig.Timeout = 2 * time.Second
+	cfg.RetryConfig.Enabled = true
 	cfg.RetryConfig.InitialInterval = 10 * time.Millisecond
 	cfg.RetryConfig.MaxInterval = 200 * time.Millisecond
 	cfg.RetryConfig.MaxElapsedTime = 0 // never give up
-	q := *cfg.QueueConfig.Get()
+	q := *cfg.QueueConfig.GetOrInsertDefault()
 	q.QueueSize = 100_000
 	q.BlockOnOverflow = true
 	cfg.QueueConfig = configoptional.Some(q)

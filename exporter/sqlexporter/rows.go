@@ -83,11 +83,34 @@ type pointKey struct {
 
 // buildBatch converts md into rows. It never fails: points that cannot be
 // stored are counted in skipped.
-func buildBatch(md pmetric.Metrics) *batch {
+func buildBatch(mds ...pmetric.Metrics) *batch {
 	b := &batch{}
 	windowIdx := map[windowKey]int{}
 	pointIdx := map[pointKey]int{}
 	var buf []byte
+	for _, md := range mds {
+		b.add(md, windowIdx, pointIdx, &buf)
+	}
+	slices.SortFunc(b.windows, func(x, y windowRow) int {
+		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start), cmp.Compare(x.end, y.end))
+	})
+	slices.SortFunc(b.points, func(x, y pointRow) int {
+		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.time, y.time))
+	})
+	slices.SortFunc(b.cumulatives, func(x, y cumulativeRow) int {
+		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start))
+	})
+	slices.SortFunc(b.histograms, func(x, y histogramRow) int {
+		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start))
+	})
+	return b
+}
+
+
+// add adds md's rows to b; a row of a key already in b replaces it.
+func (b *batch) add(md pmetric.Metrics, windowIdx map[windowKey]int, pointIdx map[pointKey]int, bufp *[]byte) {
+	buf := *bufp
+	defer func() { *bufp = buf }()
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
@@ -189,19 +212,6 @@ func buildBatch(md pmetric.Metrics) *batch {
 			}
 		}
 	}
-	slices.SortFunc(b.windows, func(x, y windowRow) int {
-		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start), cmp.Compare(x.end, y.end))
-	})
-	slices.SortFunc(b.points, func(x, y pointRow) int {
-		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.time, y.time))
-	})
-	slices.SortFunc(b.cumulatives, func(x, y cumulativeRow) int {
-		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start))
-	})
-	slices.SortFunc(b.histograms, func(x, y histogramRow) int {
-		return cmp.Or(strings.Compare(x.seriesID, y.seriesID), cmp.Compare(x.start, y.start))
-	})
-	return b
 }
 
 func (b *batch) skip(kind string, n int) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/exporter/exportertest"
@@ -241,3 +244,29 @@ type storageHost struct {
 }
 
 func (h *storageHost) GetExtensions() map[component.ID]component.Component { return h.exts }
+
+// With the default config (no queue), ConsumeMetrics returns only once the
+// rows are committed: a row is readable as soon as its push returns, also
+// when many pushes run at once and share transactions.
+func TestDefaultPushReturnsOnceCommitted(t *testing.T) {
+	s := newSQLiteStore(t)
+	exp, err := NewFactory().CreateMetrics(context.Background(), exportertest.NewNopSettings(typ), s.config())
+	require.NoError(t, err)
+	require.NoError(t, exp.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, exp.Shutdown(context.Background())) })
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				name := fmt.Sprintf("m%d_%d", w, i)
+				require.NoError(t, exp.ConsumeMetrics(context.Background(), metricsOf(resA, dp{metric: name, end: ns(t0), value: 1})))
+				var n int
+				require.NoError(t, s.db.QueryRow(`SELECT COUNT(*) FROM points WHERE metric = ?`, name).Scan(&n))
+				assert.Equal(t, 1, n, "%s is stored when its push returns", name)
+			}
+		}()
+	}
+	wg.Wait()
+}

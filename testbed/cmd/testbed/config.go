@@ -133,9 +133,6 @@ processors:
 	} else {
 		w("    driver: sqlite\n    dsn: data/custommetrics.db\n")
 	}
-	if o.durable {
-		w("    sending_queue:\n      storage: file_storage\n")
-	}
 	w(`  debug:
     verbosity: basic
 

@@ -242,6 +242,19 @@ func (c *coll) stop() []string {
 	return nil
 }
 
+// settle waits, up to timeout, until the stored figures account for the
+// ledger exactly while the collector runs; it reports how long that took.
+func (c *coll) settle(l *loadgen.Ledger, timeout time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if rep, err := c.account(l); err == nil && rep.OK() {
+			return time.Since(start), true
+		}
+		time.Sleep(time.Second)
+	}
+	return time.Since(start), false
+}
+
 // account compares the collector's SQLite file (or PostgreSQL database) with the ledger.
 func (c *coll) account(l *loadgen.Ledger) (*accounting.Report, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
