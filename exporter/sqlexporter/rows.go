@@ -106,7 +106,6 @@ func buildBatch(mds ...pmetric.Metrics) *batch {
 	return b
 }
 
-
 // add adds md's rows to b; a row of a key already in b replaces it.
 func (b *batch) add(md pmetric.Metrics, windowIdx map[windowKey]int, pointIdx map[pointKey]int, bufp *[]byte) {
 	buf := *bufp
