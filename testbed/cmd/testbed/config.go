@@ -15,8 +15,9 @@ type ports struct{ api, health, otlp, telemetry, pprof int }
 // default configuration's pipeline (cmd/otelcol-custommetrics/config.yaml):
 // custommetrics → memory_limiter → aggregate → anomaly → sql (SQLite) + debug.
 type colOpts struct {
-	// durable keeps the aggregate processor's windows and the sql exporter's
-	// sending queue in file_storage, so acknowledged values survive kill -9.
+	// durable keeps the aggregate processor's windows in file_storage, so
+	// acknowledged values survive kill -9 (the sql exporter has no queue: a
+	// window is marked emitted once it is in the database).
 	durable bool
 	// memLimitMiB, when > 0, replaces the memory_limiter's percentages.
 	memLimitMiB, memSpikeMiB int
