@@ -61,11 +61,16 @@ func openStorage(ctx context.Context, host component.Host, id, self component.ID
 // storageKey is the key of the record of the window of d, iv and start with
 // canonical attributes attrs.
 func storageKey(d *desc, iv calendar.Interval, start int64, attrs []byte) string {
+	return recordPrefix + hex.EncodeToString(seriesHash(d, attrs)) + "/" + iv.String() + "/" + strconv.FormatInt(start, 10)
+}
+
+// seriesHash identifies a series (desc and attributes) in storage: the first
+// 16 bytes of their SHA-256, in storage keys and in the shared table.
+func seriesHash(d *desc, attrs []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte(d.key))
 	h.Write(attrs)
-	sum := h.Sum(nil)
-	return recordPrefix + hex.EncodeToString(sum[:16]) + "/" + iv.String() + "/" + strconv.FormatInt(start, 10)
+	return h.Sum(nil)[:16]
 }
 
 func encodeDescBlob(d *desc) []byte {

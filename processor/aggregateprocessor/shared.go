@@ -2,7 +2,6 @@ package aggregateprocessor // import "github.com/custommetrics/bundle/processor/
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -104,15 +103,6 @@ func (s *shared) write(ms []*merge) error {
 	return nil
 }
 
-// seriesKey is a window's series in the shared table: a hash of its
-// identity, as storageKey's.
-func seriesKey(k *recordKey) []byte {
-	h := sha256.New()
-	h.Write([]byte(k.d.key))
-	h.Write(k.attrs)
-	return h.Sum(nil)[:16]
-}
-
 // sharedDelta returns an empty delta of w. w is pinned.
 func (p *aggProcessor) sharedDelta(w *window) pgwindows.Delta {
 	sh := &p.shards[w.shard]
@@ -121,7 +111,7 @@ func (p *aggProcessor) sharedDelta(w *window) pgwindows.Delta {
 	sh.mu.Unlock()
 	none := aggregation.State{}
 	return pgwindows.Delta{
-		Series: seriesKey(&k), Identity: encodeRecord(&k, &none, 0),
+		Series: seriesHash(k.d, k.attrs), Identity: encodeRecord(&k, &none, 0),
 		Interval: k.iv, Start: k.start, End: k.end, Fn: k.d.fn,
 	}
 }

@@ -166,7 +166,7 @@ func TestSharedRoundRefusesOnlyTheNonFiniteBatch(t *testing.T) {
 			}
 		}
 		require.NotNil(t, k.d, "the window of the first value is cached")
-		return pgwindows.Delta{Series: seriesKey(&k), Interval: k.iv, Start: k.start, End: k.end, Fn: aggregation.Sum, State: c}
+		return pgwindows.Delta{Series: seriesHash(k.d, k.attrs), Interval: k.iv, Start: k.start, End: k.end, Fn: aggregation.Sum, State: c}
 	}
 	good, bad, good2 := &merge{deltas: []pgwindows.Delta{delta(1)}}, &merge{deltas: []pgwindows.Delta{delta(1e308)}}, &merge{deltas: []pgwindows.Delta{delta(2)}}
 	require.NoError(t, p.shared.write([]*merge{good, bad, good2}))

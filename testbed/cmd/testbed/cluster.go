@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log"
 	"net/http"
@@ -124,7 +125,7 @@ func (e *env) cluster(d time.Duration, rate float64) {
 			r.Fail = append(r.Fail, fmt.Sprintf("unclean stop: %v; log tail:\n%s", err, c.proc.Tail(30)))
 		}
 	}
-	if rep, err := accountPostgres(dsn, r.Res.Ledger); err != nil {
+	if rep, err := accountIn(r.Res.Ledger, accounting.Postgres, func() (*sql.DB, error) { return accounting.OpenPostgres(dsn) }); err != nil {
 		r.Fail = append(r.Fail, "accounting: "+err.Error())
 	} else {
 		r.Loss = rep
@@ -171,21 +172,6 @@ func cpuPerAck(r *row) float64 {
 		return 0
 	}
 	return r.Usage.CPU / r.Res.ReqPerSec() * 1e6
-}
-
-func accountPostgres(dsn string, l *loadgen.Ledger) (*accounting.Report, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	db, err := accounting.OpenPostgres(dsn)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	st, err := accounting.Read(ctx, db, accounting.Postgres, "tb_")
-	if err != nil {
-		return nil, err
-	}
-	return accounting.Compare(l, st), nil
 }
 
 // clusterMember is one collector of the cluster.

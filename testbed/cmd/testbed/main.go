@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
@@ -257,27 +258,26 @@ func (c *coll) settle(l *loadgen.Ledger, timeout time.Duration) (time.Duration, 
 
 // account compares the collector's SQLite file (or PostgreSQL database) with the ledger.
 func (c *coll) account(l *loadgen.Ledger) (*accounting.Report, error) {
+	if c.opts.pgDSN != "" {
+		return accountIn(l, accounting.Postgres, func() (*sql.DB, error) { return accounting.OpenPostgres(c.opts.pgDSN) })
+	}
+	return accountIn(l, accounting.SQLite, func() (*sql.DB, error) {
+		return accounting.OpenSQLite(filepath.Join(c.dir, "data", "custommetrics.db"))
+	})
+}
+
+// accountIn compares the figures of the database that open opens with the ledger.
+func accountIn(l *loadgen.Ledger, d accounting.Dialect, open func() (*sql.DB, error)) (*accounting.Report, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var st *accounting.Stored
-	if c.opts.pgDSN != "" {
-		db, err := accounting.OpenPostgres(c.opts.pgDSN)
-		if err != nil {
-			return nil, err
-		}
-		defer db.Close()
-		if st, err = accounting.Read(ctx, db, accounting.Postgres, "tb_"); err != nil {
-			return nil, err
-		}
-	} else {
-		db, err := accounting.OpenSQLite(filepath.Join(c.dir, "data", "custommetrics.db"))
-		if err != nil {
-			return nil, err
-		}
-		defer db.Close()
-		if st, err = accounting.Read(ctx, db, accounting.SQLite, "tb_"); err != nil {
-			return nil, err
-		}
+	db, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	st, err := accounting.Read(ctx, db, d, "tb_")
+	if err != nil {
+		return nil, err
 	}
 	return accounting.Compare(l, st), nil
 }
