@@ -201,7 +201,11 @@ func (e *sqlExporter) push(ctx context.Context, md pmetric.Metrics) error {
 		return errors.New("sql exporter: not started")
 	}
 	p := &pushed{md: md}
-	if err := e.commits.Wait(ctx, e.commits.Add(p)); err != nil && p.err == nil {
+	// The answer must say whether the rows were written (a caller told
+	// "failed" retries, and must not find them counted already), so it waits
+	// for the round even when the caller stops waiting; the write itself is
+	// bounded by the configured timeout.
+	if err := e.commits.Wait(context.WithoutCancel(ctx), e.commits.Add(p)); err != nil && p.err == nil {
 		return err
 	}
 	return p.err
@@ -212,6 +216,11 @@ func (e *sqlExporter) push(ctx context.Context, md pmetric.Metrics) error {
 // so that only the push at fault is refused.
 func (e *sqlExporter) write(ps []*pushed) error {
 	ctx := context.Background() // the round's callers may be gone; the write is still theirs
+	if t := e.cfg.TimeoutConfig.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
 	err := e.writeAll(ctx, ps...)
 	if err != nil && isPermanent(err) && len(ps) > 1 {
 		for _, p := range ps {
