@@ -165,9 +165,8 @@ func row(d *Delta) []any {
 
 // Merge folds every delta into its window, in one transaction: all of them
 // or, on error, none. It returns each window's merged state, in the order of
-// deltas; a delta with no values changes nothing and is answered with the
-// stored state (revision 0 when none is stored). Deltas of one window are
-// merged in their order.
+// deltas; a delta with no values is not sent (its Merged is the zero value).
+// Deltas of one window are merged in their order.
 func (s *Store) Merge(ctx context.Context, deltas []Delta) ([]Merged, error) {
 	// Rows are locked in key order, so concurrent Merges cannot deadlock.
 	order := make([]int, len(deltas))
@@ -181,14 +180,9 @@ func (s *Store) Merge(ctx context.Context, deltas []Delta) ([]Merged, error) {
 	})
 	out := make([]Merged, len(deltas))
 	var b pgx.Batch
+	order = slices.DeleteFunc(order, func(i int) bool { return deltas[i].State.Count() == 0 })
 	for _, i := range order {
-		d := &deltas[i]
-		if d.State.Count() == 0 {
-			b.Queue(`SELECT n, a, w, ts, seq, revision FROM window_states
-WHERE series = $1 AND interval = $2 AND start_unix_nano = $3 AND fn = $4`, d.Series, int16(d.Interval), d.Start, int16(d.Fn))
-			continue
-		}
-		b.Queue(upsert, row(d)...)
+		b.Queue(upsert, row(&deltas[i])...)
 	}
 	// One round trip: a batch runs as one implicit transaction, which any
 	// failing statement (a non-finite figure, another function) aborts whole.
@@ -197,9 +191,6 @@ WHERE series = $1 AND interval = $2 AND start_unix_nano = $3 AND fn = $4`, d.Ser
 	for _, i := range order {
 		d := &deltas[i]
 		m, e := scan(res.QueryRow(), d.Fn)
-		if errors.Is(e, pgx.ErrNoRows) && d.State.Count() == 0 {
-			continue // nothing stored, nothing added
-		}
 		if e != nil {
 			err = e
 			break
@@ -223,16 +214,6 @@ WHERE series = $1 AND interval = $2 AND start_unix_nano = $3 AND fn = $4`, d.Ser
 		return nil, err
 	}
 	return out, nil
-}
-
-// Get returns the stored state of a window; ok is false when none is stored.
-func (s *Store) Get(ctx context.Context, series []byte, iv calendar.Interval, start int64, fn aggregation.Func) (m Merged, ok bool, err error) {
-	m, err = scan(s.pool.QueryRow(ctx, `SELECT n, a, w, ts, seq, revision FROM window_states
-WHERE series = $1 AND interval = $2 AND start_unix_nano = $3 AND fn = $4`, series, int16(iv), start, int16(fn)), fn)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Merged{}, false, nil
-	}
-	return m, err == nil, err
 }
 
 func scan(r pgx.Row, fn aggregation.Func) (Merged, error) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -95,7 +96,7 @@ func TestConcurrentWritersMergeLikeCompact(t *testing.T) {
 	require.NotEmpty(t, want)
 	for series, c := range want {
 		fn := fnOf[series]
-		m, ok, err := stores[0].Get(context.Background(), []byte(series), calendar.Day, -86_400e9, fn)
+		m, ok, err := stores[0].get(context.Background(), []byte(series), calendar.Day, -86_400e9, fn)
 		require.NoError(t, err)
 		require.True(t, ok, series)
 		assert.Equal(t, c.Fields(), m.State.Fields(), "%s: the stored state is the merge of every acknowledged delta", series)
@@ -134,10 +135,10 @@ func TestMergeIsAllOrNothing(t *testing.T) {
 			_, err := s.Merge(ctx, []Delta{ok, bad})
 			require.Error(t, err)
 			assert.True(t, errors.Is(err, ErrNonFinite) || errors.Is(err, ErrFunc), err)
-			_, stored, err := s.Get(ctx, []byte("other"), calendar.Day, 0, aggregation.Count)
+			_, stored, err := s.get(ctx, []byte("other"), calendar.Day, 0, aggregation.Count)
 			require.NoError(t, err)
 			assert.False(t, stored, "the good delta of a refused batch is not stored")
-			m, _, err := s.Get(ctx, []byte("big"), calendar.Day, 0, aggregation.Sum)
+			m, _, err := s.get(ctx, []byte("big"), calendar.Day, 0, aggregation.Sum)
 			require.NoError(t, err)
 			assert.Equal(t, 1e308, m.State.Value(aggregation.Sum), "the window keeps its last finite figure")
 			assert.Equal(t, int64(1), m.Revision)
@@ -171,7 +172,7 @@ func TestFirstLastTiesAreDeterministic(t *testing.T) {
 				_, err := s.Merge(ctx, []Delta{d})
 				require.NoError(t, err)
 			}
-			m, _, err := s.Get(ctx, []byte(series), calendar.Day, 0, fn)
+			m, _, err := s.get(ctx, []byte(series), calendar.Day, 0, fn)
 			require.NoError(t, err)
 			assert.Equal(t, want.Fields(), m.State.Fields(), series)
 		}
@@ -302,4 +303,14 @@ func TestEmitKeepsSeriesOrder(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, []int64{0, day, 2 * day}, starts)
+}
+
+// get returns the stored state of a window; ok is false when none is stored.
+func (s *Store) get(ctx context.Context, series []byte, iv calendar.Interval, start int64, fn aggregation.Func) (m Merged, ok bool, err error) {
+	m, err = scan(s.pool.QueryRow(ctx, `SELECT n, a, w, ts, seq, revision FROM window_states
+WHERE series = $1 AND interval = $2 AND start_unix_nano = $3 AND fn = $4`, series, int16(iv), start, int16(fn)), fn)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Merged{}, false, nil
+	}
+	return m, err == nil, err
 }
