@@ -208,11 +208,8 @@ type tuning struct {
 	learnWiden   float64 // the surprisal's deviation is divided by 1+learnWiden*sqrt(settle/n-1) while n < settle
 	// Experiments on the start of the likelihood statistics (round 3 of
 	// #15, DETECTOR.md; all off by default, none kept):
-	likK     float64 // the fixed start weighs likK values: the statistics learn at >= 1/(n-1+likK)
-	likWarmN int     // the statistics learn at >= 1/(n-1) while n < likWarmN (no start at all)
-	likMuK   float64 // only the means learn at >= 1/(n-1+likMuK); the variances keep alphaLik
-	likVar0  float64 // start of the variances (instead of 0)
-	likT     float64 // Student-t tails, likT*min(n, 2/alphaLik) values of evidence (Wallace's approximation)
+	likK    float64 // the fixed start weighs likK values: the statistics learn at >= 1/(n-1+likK)
+	likVar0 float64 // start of the variances (instead of 0)
 }
 
 var tune = tuning{
@@ -429,10 +426,6 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 	long := s.long + tune.alphaLong*(raw-s.long)
 	zS := (avg - s.likMu) / (wide * math.Sqrt(math.Max(s.likVar, tune.likVarFloor)))
 	zL := (long - s.longMu) / (wide * math.Sqrt(math.Max(s.longVar, tune.likVarFloor)))
-	if tune.likT > 0 {
-		neff := math.Min(float64(s.n), 2/tune.alphaLik) * tune.likT
-		zS, zL = tToNormal(zS, neff/likWindow), tToNormal(zL, neff*tune.alphaLong)
-	}
 	score := tailScore(zS)
 	if tune.alphaLong > 0 {
 		score = math.Max(score, tailScore(zL))
@@ -478,22 +471,11 @@ func (s *State) Update(c *Config, ts int64, v float64) Result {
 	if tune.likK > 0 {
 		al = math.Max(al, 1/(float64(s.n-1)+tune.likK))
 	}
-	if s.n < int64(tune.likWarmN) {
-		al = math.Max(al, 1/float64(s.n-1))
-	}
 	if tune.likPrior {
 		nl = 2 // the statistics start from their prior, not from the first value
 	}
-	if tune.likMuK > 0 && nl > 1 {
-		am := math.Max(al, 1/(float64(s.n-1)+tune.likMuK))
-		d1, d2 := avg-s.likMu, long-s.longMu
-		s.likMu, s.longMu = s.likMu+am*d1, s.longMu+am*d2
-		s.likVar = (1 - al) * (s.likVar + al*d1*d1)
-		s.longVar = (1 - al) * (s.longVar + al*d2*d2)
-	} else {
-		s.likMu, s.likVar = ewStats(s.likMu, s.likVar, avg, al, nl)
-		s.longMu, s.longVar = ewStats(s.longMu, s.longVar, long, al, nl)
-	}
+	s.likMu, s.likVar = ewStats(s.likMu, s.likVar, avg, al, nl)
+	s.longMu, s.longVar = ewStats(s.longMu, s.longVar, long, al, nl)
 	if nl <= 1 {
 		// The long-term means start where a two-sided detector's first
 		// averages are (the second value of a series meets an error scale
@@ -642,15 +624,4 @@ func tailScore(z float64) float64 {
 		lq = (-z*z/2 - math.Log(z*math.Sqrt(2*math.Pi))) / math.Ln10
 	}
 	return math.Min(1, -lq/10)
-}
-
-// tToNormal maps a Student-t deviate with nu degrees of freedom to the normal
-// deviate of about the same tail probability (Wallace 1959). Experiment only
-// (tune.likT).
-func tToNormal(t, nu float64) float64 {
-	if !(t > 0) || nu <= 0 {
-		return t
-	}
-	nu = math.Max(nu, 1)
-	return (8*nu + 1) / (8*nu + 3) * math.Sqrt(nu*math.Log1p(t*t/nu))
 }
