@@ -46,15 +46,7 @@ func (cfg *Config) Validate() error {
 		return errors.New("max_definitions_per_tenant must be 0 (no limit) or positive")
 	}
 	if cfg.Postgres != nil {
-		if cfg.Storage != nil {
-			return errors.New("storage and postgres are exclusive: definitions live in one place")
-		}
-		if cfg.Postgres.DSN == "" {
-			return errors.New("postgres::dsn is required")
-		}
-		if _, err := pgdb.Parse(string(cfg.Postgres.DSN)); err != nil {
-			return err
-		}
+		return pgdb.Validate(string(cfg.Postgres.DSN), cfg.Storage != nil, "definitions")
 	}
 	return nil
 }

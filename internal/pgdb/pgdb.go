@@ -50,3 +50,17 @@ func CreateSchema(ctx context.Context, pool *pgxpool.Pool, name, ddl string) err
 		return err
 	})
 }
+
+// Validate checks a component's postgres::dsn: required, parsable, and not
+// together with a storage extension (withStorage), since the component's
+// state (what) lives in one place.
+func Validate(dsn string, withStorage bool, what string) error {
+	switch {
+	case withStorage:
+		return fmt.Errorf("storage and postgres are exclusive: %s live in one place", what)
+	case dsn == "":
+		return errors.New("postgres::dsn is required")
+	}
+	_, err := Parse(dsn)
+	return err
+}

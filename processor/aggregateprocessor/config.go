@@ -140,17 +140,11 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("restatement_retention must not be negative (0 = forever)"))
 	}
 	if cfg.Postgres != nil {
-		switch {
-		case cfg.Storage != nil:
-			errs = append(errs, errors.New("storage and postgres are exclusive: window states live in one place"))
-		case cfg.Postgres.DSN == "":
-			errs = append(errs, errors.New("postgres::dsn is required"))
-		default:
-			if _, err := pgdb.Parse(string(cfg.Postgres.DSN)); err != nil {
-				errs = append(errs, err)
-			}
+		if err := pgdb.Validate(string(cfg.Postgres.DSN), cfg.Storage != nil, "window states"); err != nil {
+			errs = append(errs, err)
 		}
 	}
+
 	if cfg.Definitions != nil && cfg.Embrace.AppIDAttribute == "" {
 		errs = append(errs, errors.New("embrace::app_id_attribute must not be empty when definitions is set"))
 	}

@@ -144,17 +144,11 @@ type PostgresConfig struct {
 func (cfg *Config) Validate() error {
 	var errs []error
 	if cfg.Postgres != nil {
-		switch {
-		case cfg.Storage != nil:
-			errs = append(errs, errors.New("storage and postgres are exclusive: detector states live in one place"))
-		case cfg.Postgres.DSN == "":
-			errs = append(errs, errors.New("postgres::dsn is required"))
-		default:
-			if _, err := pgdb.Parse(string(cfg.Postgres.DSN)); err != nil {
-				errs = append(errs, err)
-			}
+		if err := pgdb.Validate(string(cfg.Postgres.DSN), cfg.Storage != nil, "detector states"); err != nil {
+			errs = append(errs, err)
 		}
 	}
+
 	if !(cfg.Sensitivity >= 0 && cfg.Sensitivity <= 1) {
 		errs = append(errs, fmt.Errorf("sensitivity must be within [0,1], got %v", cfg.Sensitivity))
 	}
