@@ -90,7 +90,7 @@ func BenchmarkAggregate(b *testing.B) {
 			runtime.ReadMemStats(&m1)
 			// The input batches were allocated before m0, so the growth is the
 			// processor's state (plus its fixed shards, negligible at 10k+).
-			heapPerWindow := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(p.inMem.Load())
+			heapPerWindow := float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / float64(p.windows.Len())
 
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)

@@ -16,6 +16,7 @@ import (
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/filtertree"
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/windows"
 	"github.com/custommetrics/bundle/internal/wire/embrace"
 )
 
@@ -41,7 +42,7 @@ type embraceDef struct {
 	filter      filtertree.Filter
 	ivs         []calendar.Interval
 	keep        func(string) bool
-	d           *desc
+	d           *windows.Desc
 }
 
 // embraceSet is an immutable snapshot of the compiled definitions.
@@ -183,7 +184,7 @@ func (p *aggProcessor) derivedResource(res pcommon.Resource, tenant, app string)
 // derivedDesc interns the output identity of a definition. Windows are keyed
 // by (tenant, app, name): a definition deleted and created again with the
 // same name continues the same series.
-func (p *aggProcessor) derivedDesc(tenant, app, name string) *desc {
+func (p *aggProcessor) derivedDesc(tenant, app, name string) *windows.Desc {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	p.derivedResource(rm.Resource(), tenant, app)
@@ -191,9 +192,7 @@ func (p *aggProcessor) derivedDesc(tenant, app, name string) *desc {
 	sm.Scope().SetName(derivedScope)
 	m := sm.Metrics().AppendEmpty()
 	m.SetName(name)
-	sc := &scratch{}
-	sc.rs = appendResourceScope(nil, sc, rm, sm)
-	return p.descFor(sc, sc.rs, rm, sm, m, aggregation.Sum)
+	return p.windows.Identity(rm, sm, m, aggregation.Sum)
 }
 
 // resourceApp returns what a resource says about the app and the tenant.

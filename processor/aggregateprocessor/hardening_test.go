@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/windows"
 )
 
 // valueBatch is one metric of aggregation fn (hour windows) with the given
@@ -48,16 +49,12 @@ func valueBatch(name, fn string, ts time.Time, w float64, key string, values ...
 func figureOf(t *testing.T, p *aggProcessor, name, key string) float64 {
 	t.Helper()
 	var got []float64
-	for i := range p.shards {
-		p.shards[i].mu.Lock()
-		p.shards[i].each(func(w *window) {
-			akey := string(p.shards[i].attrs(w))
-			if w.d.name == name && (key == "" || akey != "" && akey[len(akey)-len(key):] == key) {
-				got = append(got, w.acc.Value(w.d.fn))
-			}
-		})
-		p.shards[i].mu.Unlock()
-	}
+	p.windows.Each(func(w windows.Window) {
+		akey := string(w.Attrs)
+		if w.Desc.Name == name && (key == "" || akey != "" && akey[len(akey)-len(key):] == key) {
+			got = append(got, w.State.Value(w.Desc.Fn))
+		}
+	})
 	require.Len(t, got, 1)
 	return got[0]
 }
@@ -165,17 +162,17 @@ func TestStorageFailureReachesComponentStatus(t *testing.T) {
 	store := newMemStorage()
 	p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
 	host := &statusHost{}
-	p.store.health.host = host
+	p.health.host = host
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
-	store.mu.Lock()
-	store.fail = errors.New("write /data/storage/x: no space left on device")
-	store.mu.Unlock()
+	store.Mu.Lock()
+	store.Fail = errors.New("write /data/storage/x: no space left on device")
+	store.Mu.Unlock()
 	for range 3 {
 		require.ErrorIs(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")), errStorage)
 	}
-	store.mu.Lock()
-	store.fail = nil
-	store.mu.Unlock()
+	store.Mu.Lock()
+	store.Fail = nil
+	store.Mu.Unlock()
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
 	assert.Equal(t, []componentstatus.Status{componentstatus.StatusRecoverableError}, host.statuses(),
 		"recovery is reported once commits succeed for a while (no flapping)")
@@ -209,5 +206,5 @@ func TestTenantQuota(t *testing.T) {
 	require.NoError(t, p.ConsumeMetrics(ctx, of("b", "1", "2", "3")), "another tenant is unaffected")
 	require.NoError(t, p.ConsumeMetrics(ctx, of("", "1")), "and so is the default tenant")
 	require.ErrorIs(t, p.ConsumeMetrics(ctx, of("b", "x", "y")), errTenantLimit, "a batch over the quota is refused whole")
-	assert.EqualValues(t, 7, p.inMem.Load())
+	assert.EqualValues(t, 7, p.windows.Len())
 }

@@ -2,9 +2,7 @@ package aggregateprocessor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +16,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/processor/processortest"
 
+	"github.com/custommetrics/bundle/internal/storagetest"
+	"github.com/custommetrics/bundle/internal/windows"
 	"github.com/custommetrics/bundle/processor/aggregateprocessor/internal/metadata"
 )
 
@@ -44,96 +44,18 @@ func newTestProcessor(t testing.TB, cfg *Config, next consumer.Metrics, clk *clo
 		p.now = clk.now
 	}
 	if client != nil {
-		p.store = newDurable(p, client, componenttest.NewNopHost())
-		require.NoError(t, p.store.load(context.Background()))
-		t.Cleanup(func() {
-			if p.store != nil {
-				p.store.halt()
-				p.store = nil
-			}
-		})
+		p.health = &health{host: componenttest.NewNopHost()}
+		require.NoError(t, p.windows.Open(context.Background(), client.(windows.Store)))
+		p.client = client
+		t.Cleanup(p.halt)
 	}
 	return p
 }
 
-// memStorage is an in-memory storage.Client with Walk; it outlives the
-// processors that use it, like a file on disk outlives a killed process.
-type memStorage struct {
-	mu      sync.Mutex
-	data    map[string][]byte
-	batches int
-	fail    error
-	// latency is how long each Batch takes, as a disk's sync would.
-	latency time.Duration
-}
+// memStorage is the storage of these tests (see storagetest.Mem).
+type memStorage = storagetest.Mem
 
-var _ storage.Walker = (*memStorage)(nil)
-
-func newMemStorage() *memStorage { return &memStorage{data: map[string][]byte{}} }
-
-func (s *memStorage) Get(ctx context.Context, key string) ([]byte, error) {
-	op := storage.GetOperation(key)
-	err := s.Batch(ctx, op)
-	return op.Value, err
-}
-
-func (s *memStorage) Set(ctx context.Context, key string, value []byte) error {
-	return s.Batch(ctx, storage.SetOperation(key, value))
-}
-
-func (s *memStorage) Delete(ctx context.Context, key string) error {
-	return s.Batch(ctx, storage.DeleteOperation(key))
-}
-
-func (s *memStorage) Batch(_ context.Context, ops ...*storage.Operation) error {
-	time.Sleep(s.latency)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return s.fail
-	}
-	s.batches++
-	for _, op := range ops {
-		switch op.Type {
-		case storage.Get:
-			if v, ok := s.data[op.Key]; ok {
-				op.Value = append([]byte(nil), v...)
-			} else {
-				op.Value = nil
-			}
-		case storage.Set:
-			s.data[op.Key] = append([]byte(nil), op.Value...)
-		case storage.Delete:
-			delete(s.data, op.Key)
-		default:
-			return errors.New("bad op")
-		}
-	}
-	return nil
-}
-
-func (s *memStorage) Walk(ctx context.Context, fn storage.WalkFunc) error {
-	s.mu.Lock()
-	snapshot := maps.Clone(s.data)
-	s.mu.Unlock()
-	var ops []*storage.Operation
-	for k, v := range snapshot {
-		o, err := fn(k, v)
-		if errors.Is(err, storage.SkipAll) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		ops = append(ops, o...)
-	}
-	if len(ops) == 0 {
-		return nil
-	}
-	return s.Batch(ctx, ops...)
-}
-
-func (s *memStorage) Close(context.Context) error { return nil }
+func newMemStorage() *memStorage { return storagetest.NewMem() }
 
 // points flattens metrics into comparable rows.
 type row struct {
@@ -195,3 +117,9 @@ func sortedKeys(m map[string]any) []string {
 func toString(v any) string { return fmt.Sprint(v) }
 
 func nanValue() float64 { var z float64; return z / z }
+
+// halt stops committing as a kill -9 would, leaving the storage as it is.
+func (p *aggProcessor) halt() {
+	p.windows.Halt()
+	p.client = nil
+}

@@ -3,6 +3,8 @@ package aggregateprocessor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -11,10 +13,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/custommetrics/bundle/internal/calendar"
+	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/windows"
 )
 
 func sumBatch(name string, ts time.Time, keys ...string) pmetric.Metrics {
@@ -50,7 +56,7 @@ func TestLimitRefusesWholeBatchRetryably(t *testing.T) {
 	err := p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "c", "d"))
 	require.ErrorIs(t, err, errLimit)
 	assert.False(t, consumererror.IsPermanent(err), "the receiver must answer 503, not 400")
-	assert.EqualValues(t, 2, p.inMem.Load())
+	assert.EqualValues(t, 2, p.windows.Len())
 	// Existing series still take values; one new fits.
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "c")))
 	clk.set(at.Add(2 * time.Hour))
@@ -91,11 +97,11 @@ func TestAcknowledgedIsDurableWithoutShutdown(t *testing.T) {
 	p1 := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), clk, store)
 	require.NoError(t, p1.ConsumeMetrics(ctx, sumBatch("m", at, "a", "a")))
 	snapshot := newMemStorage()
-	store.mu.Lock()
-	for k, v := range store.data { // what is on disk right now
-		snapshot.data[k] = v
+	store.Mu.Lock()
+	for k, v := range store.Data { // what is on disk right now
+		snapshot.Data[k] = v
 	}
-	store.mu.Unlock()
+	store.Mu.Unlock()
 
 	sink := new(consumertest.MetricsSink)
 	p2 := newTestProcessor(t, defaultCfg(), sink, clk, snapshot)
@@ -143,7 +149,7 @@ func TestGroupCommit(t *testing.T) {
 	// Storage that takes as long as a sync: callers pile up while a round
 	// writes, whatever the scheduler does (instant storage let a loaded
 	// machine run the calls one after the other).
-	store.latency = time.Millisecond
+	store.Latency = time.Millisecond
 	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
 	p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
 	const callers, calls = 32, 50
@@ -158,17 +164,15 @@ func TestGroupCommit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	store.mu.Lock()
-	batches := store.batches
-	store.mu.Unlock()
+	store.Mu.Lock()
+	batches := store.Batches
+	store.Mu.Unlock()
 	t.Logf("%d ConsumeMetrics calls, %d storage batches", callers*calls, batches)
 	assert.Less(t, batches, callers*calls, "calls share commits")
 	var total float64
-	for i := range p.shards {
-		p.shards[i].each(func(w *window) {
-			total += w.acc.Value(w.d.fn)
-		})
-	}
+	p.windows.Each(func(w windows.Window) {
+		total += w.State.Value(w.Desc.Fn)
+	})
 	assert.Equal(t, float64(callers*calls), total)
 }
 
@@ -180,29 +184,25 @@ func TestStorageFailureIsReported(t *testing.T) {
 	store := newMemStorage()
 	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
 	p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
-	store.mu.Lock()
-	store.fail = errors.New("disk full")
-	store.mu.Unlock()
+	store.Mu.Lock()
+	store.Fail = errors.New("disk full")
+	store.Mu.Unlock()
 	err := p.ConsumeMetrics(ctx, sumBatch("m", at, "a"))
 	require.Error(t, err)
 	assert.False(t, consumererror.IsPermanent(err), "retryable: nothing was counted")
 	assert.NotContains(t, err.Error(), "disk full", "the cause is logged, not told to clients")
-	store.mu.Lock()
-	store.fail = nil
-	store.mu.Unlock()
+	store.Mu.Lock()
+	store.Fail = nil
+	store.Mu.Unlock()
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")))
-	for i := range p.shards {
-		p.shards[i].each(func(w *window) {
-			assert.Equal(t, 1.0, w.acc.Value(w.d.fn), "in memory: only the acknowledged value")
-		})
-	}
+	p.windows.Each(func(w windows.Window) {
+		assert.Equal(t, 1.0, w.State.Value(w.Desc.Fn), "in memory: only the acknowledged value")
+	})
 	p2 := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, store)
-	require.EqualValues(t, 1, p2.inMem.Load())
-	for i := range p2.shards {
-		p2.shards[i].each(func(w *window) {
-			assert.Equal(t, 1.0, w.acc.Value(w.d.fn), "in storage: only the acknowledged value")
-		})
-	}
+	require.EqualValues(t, 1, p2.windows.Len())
+	p2.windows.Each(func(w windows.Window) {
+		assert.Equal(t, 1.0, w.State.Value(w.Desc.Fn), "in storage: only the acknowledged value")
+	})
 }
 
 // TestRunningEmissions: running_interval emits open windows as running figures.
@@ -243,4 +243,41 @@ func TestInvalidPointsIgnored(t *testing.T) {
 	r := rows(sink.AllMetrics()...)
 	require.Len(t, r, 1)
 	assert.Equal(t, 1.0, r[0].value)
+}
+
+// TestPinsBalanced: every call unpins what it pinned, with or without a
+// figures slot (which keeps windows pinned until it is filled), with or
+// without storage, accepted or refused: a window left pinned is never
+// evicted, one unpinned too early may be evicted and its slot reused.
+func TestPinsBalanced(t *testing.T) {
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	for _, durable := range []bool{false, true} {
+		for _, withFigures := range []bool{false, true} {
+			t.Run(fmt.Sprintf("durable=%v/figures=%v", durable, withFigures), func(t *testing.T) {
+				var client storage.Client
+				if durable {
+					client = newMemStorage()
+				}
+				p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, client)
+				ctx := context.Background()
+				var slot *figures.Slot
+				if withFigures {
+					ctx, slot = figures.NewContext(ctx)
+				}
+				require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "b")))
+				require.Error(t, p.ConsumeMetrics(ctx, valueBatch("m", "sum", at, 1, "a", math.MaxFloat64, math.MaxFloat64)), "non-finite: refused")
+				require.NoError(t, p.ConsumeMetrics(ctx, valueBatch("m", "sum", at, 1, "a", 2)))
+				if withFigures {
+					_, ok := slot.Find("m", calendar.Hour)
+					assert.True(t, ok)
+				}
+				n := 0
+				p.windows.Each(func(w windows.Window) {
+					n++
+					assert.Zero(t, w.Pins)
+				})
+				assert.Positive(t, n)
+			})
+		}
+	}
 }

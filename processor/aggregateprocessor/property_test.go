@@ -147,8 +147,7 @@ func TestPropertyLastEmissionEqualsNaiveRecompute(t *testing.T) {
 				}
 				if withStorage && rng.IntN(8) == 0 {
 					// kill -9: no Shutdown; a new processor on the same storage.
-					p.store.halt()
-					p.store = nil
+					p.halt()
 					p = newP()
 				}
 			}

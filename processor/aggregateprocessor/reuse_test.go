@@ -21,6 +21,7 @@ import (
 	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/windows"
 )
 
 // TestRefusedWindowNotReadAfterUnpin: a batch refused as non-finite names
@@ -93,13 +94,13 @@ func TestStoredFiguresUnderChurn(t *testing.T) {
 	go func() {
 		defer bg.Done()
 		for i := 0; !stop.Load(); i++ {
-			store.mu.Lock()
+			store.Mu.Lock()
 			if i%7 == 0 {
-				store.fail = errors.New("disk full")
+				store.Fail = errors.New("disk full")
 			} else {
-				store.fail = nil
+				store.Fail = nil
 			}
-			store.mu.Unlock()
+			store.Mu.Unlock()
 			time.Sleep(100 * time.Microsecond)
 		}
 	}()
@@ -133,26 +134,24 @@ func TestStoredFiguresUnderChurn(t *testing.T) {
 	senders.Wait()
 	stop.Store(true)
 	bg.Wait()
-	store.mu.Lock()
-	store.fail = nil
-	store.mu.Unlock()
+	store.Mu.Lock()
+	store.Fail = nil
+	store.Mu.Unlock()
 	require.NoError(t, p.flushAll(context.Background(), at))
-	p.store.halt()
-	p.store = nil
+	p.halt()
 	got := map[wkey]float64{}
-	for k, v := range store.data {
-		if !strings.HasPrefix(k, recordPrefix) {
+	for k, v := range store.Data {
+		if !strings.HasPrefix(k, windows.RecordPrefix) {
 			continue
 		}
-		r, err := decodeRecord(v)
+		r, err := windows.ReadRecord(v)
 		require.NoError(t, err)
 		m := pcommon.NewMap()
-		_, err = decodeMap(r.attrs, m)
+		_, err = windows.DecodeMap(r.Attrs, m)
 		require.NoError(t, err)
 		key, _ := m.Get(otelmap.AttrKey)
-		full := r.state
-		if f := full.Value(aggregation.Sum); f != 0 {
-			got[wkey{key.Str(), r.start}] = f
+		if f := r.State.Value(aggregation.Sum); f != 0 {
+			got[wkey{key.Str(), r.Start}] = f
 		}
 	}
 	assert.Equal(t, acked, got)
@@ -226,7 +225,7 @@ func emittedUnderPressure(t *testing.T, seed uint64) {
 	stop.Store(true)
 	bg.Wait()
 	require.NoError(t, p.flushAll(context.Background(), at))
-	require.Greater(t, p.evictedBefore.Load(), int64(math.MinInt64), "evicted under pressure")
+	require.Greater(t, p.windows.EvictedBefore(), int64(math.MinInt64), "evicted under pressure")
 	got := map[wkey]float64{}
 	for _, md := range sink.AllMetrics() {
 		rms := md.ResourceMetrics()

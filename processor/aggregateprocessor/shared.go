@@ -11,11 +11,11 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.uber.org/zap"
 
-	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/groupcommit"
 	"github.com/custommetrics/bundle/internal/pgdb"
 	"github.com/custommetrics/bundle/internal/pgwindows"
+	"github.com/custommetrics/bundle/internal/windows"
 )
 
 // Cluster mode (`postgres`): the window states live in PostgreSQL
@@ -32,9 +32,8 @@ import (
 //     stored with them).
 //   - Windows in memory only cache identities; they are evicted once closed.
 type shared struct {
-	pool   *pgxpool.Pool
-	store  *pgwindows.Store
-	health *health
+	pool  *pgxpool.Pool
+	store *pgwindows.Store
 	// Concurrent batches share merge transactions (group commit, as with
 	// storage): one transaction per round instead of one per batch.
 	merges *groupcommit.Committer[*merge]
@@ -61,7 +60,8 @@ func (p *aggProcessor) startShared(ctx context.Context, host component.Host) err
 		pool.Close()
 		return err
 	}
-	s := &shared{pool: pool, store: store, health: &health{host: host}}
+	s := &shared{pool: pool, store: store}
+	p.health = &health{host: host}
 	s.merges = groupcommit.New(s.write, p.cfg.CommitDelay)
 	p.shared = s
 	p.logger.Info("Window states are shared through PostgreSQL (cluster mode)",
@@ -71,7 +71,6 @@ func (p *aggProcessor) startShared(ctx context.Context, host component.Host) err
 
 func (s *shared) stop() {
 	s.merges.Close()
-	s.health.stop()
 	s.pool.Close()
 }
 
@@ -103,37 +102,10 @@ func (s *shared) write(ms []*merge) error {
 	return nil
 }
 
-// sharedDelta returns an empty delta of w. w is pinned.
-func (p *aggProcessor) sharedDelta(w *window) pgwindows.Delta {
-	sh := &p.shards[w.shard]
-	sh.mu.Lock()
-	k := sh.keyOf(w)
-	sh.mu.Unlock()
-	none := aggregation.State{}
-	return pgwindows.Delta{
-		Series: seriesHash(k.d, k.attrs), Identity: encodeRecord(&k, &none, 0),
-		Interval: k.iv, Start: k.start, End: k.end, Fn: k.d.fn,
-	}
-}
-
 // applyShared merges the batch's values into the shared window states, all
 // or nothing, and records the merged figures in the request's slot.
-func (p *aggProcessor) applyShared(ctx context.Context, sc *scratch) error {
-	defer p.unpin(sc)
-	base := p.seq.Add(uint64(sc.points)) - uint64(sc.points)
-	var deltas []pgwindows.Delta
-	idx := make(map[*window]int, len(sc.refs))
-	for i := range sc.refs {
-		r := &sc.refs[i]
-		w := r.w
-		j, ok := idx[w]
-		if !ok {
-			j = len(deltas)
-			idx[w] = j
-			deltas = append(deltas, p.sharedDelta(w))
-		}
-		deltas[j].State.Add(w.d.fn, r.v, r.wt, r.ts, base+uint64(r.pt)+1)
-	}
+func (p *aggProcessor) applyShared(ctx context.Context, b *windows.Batch) error {
+	deltas, wins := b.Deltas()
 	m := &merge{deltas: deltas}
 	// The answer must say whether the values counted, so it waits for the
 	// round even when the caller stops waiting.
@@ -141,21 +113,20 @@ func (p *aggProcessor) applyShared(ctx context.Context, sc *scratch) error {
 	if m.err != nil {
 		err = m.err
 	}
-	merged := m.merged
 	switch {
 	case errors.Is(err, pgwindows.ErrNonFinite):
 		return consumererror.NewPermanent(fmt.Errorf("%w: %w", errNonFinite, err))
 	case err != nil:
-		p.tel.ProcessorAggregateCommitsFailed.Add(ctx, 1)
-		p.shared.health.failed(p, err)
+		p.commitFailed(err)
 		return errStorage // the cause (addresses and all) goes to the log, not to clients
 	}
 	p.tel.ProcessorAggregateCommits.Add(ctx, 1)
 	p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(len(deltas)))
-	p.shared.health.ok(p)
+	p.health.ok(p)
 	if slot := figures.FromContext(ctx); slot != nil {
-		for w, j := range idx {
-			slot.Put(figures.Figure{Metric: w.d.name, Interval: w.iv, Start: w.start, State: merged[j].State.State(w.d.fn)})
+		for j, f := range wins {
+			f.State = m.merged[j].State.State(f.Desc.Fn)
+			putFigure(slot, f)
 		}
 	}
 	return nil
@@ -184,70 +155,34 @@ func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) er
 		}
 		running = false // the running figures went out in the first round
 	}
-	p.evictShared(nowNs)
+	// Closed windows leave memory: their state is in the database, and a
+	// late value finds it there.
+	p.windows.EvictCache(closedBefore)
 	return nil
 }
 
 // emitClaimed passes claimed windows on.
 func (p *aggProcessor) emitClaimed(ctx context.Context, cs []pgwindows.Claimed) error {
-	sc := p.scratch.Get().(*scratch)
-	defer func() { sc.reset(); p.scratch.Put(sc) }()
-	snaps := make([]snap, 0, len(cs))
-	var final, restated, run int64
+	snaps := make([]windows.Snap, 0, len(cs))
 	for _, c := range cs {
-		r, err := decodeRecord(c.Identity)
-		if err != nil {
-			return fmt.Errorf("aggregate processor: a shared window's identity is corrupt: %w", err)
-		}
-		d, err := p.descOf(sc, &r)
-		if err != nil {
-			return fmt.Errorf("aggregate processor: a shared window's identity is corrupt: %w", err)
-		}
-		if d.fn != c.Fn || r.iv != c.Interval || r.start != c.Start {
-			return errors.New("aggregate processor: a shared window's identity does not match its key")
-		}
-		span, ok := spanOf(c.Start, c.End)
-		if !ok {
-			return errors.New("aggregate processor: a shared window's end is not whole seconds after its start")
-		}
-		w := &window{d: d, iv: c.Interval, start: c.Start, span: span} // not in any shard: only build reads it
-		kind := emitRunning
+		kind := windows.Running
 		switch c.Kind {
 		case pgwindows.Closed:
-			kind = emitFinal
-			final++
+			kind = windows.Final
 		case pgwindows.Restated:
-			kind = emitRestatement
-			restated++
-		default:
-			run++
+			kind = windows.Restatement
 		}
-		snaps = append(snaps, snap{w: w, acc: c.State, attrs: r.attrs, kind: kind})
+		s, err := p.windows.Claimed(c, kind)
+		if err != nil {
+			return err
+		}
+		snaps = append(snaps, s)
 	}
 	if err := p.next.ConsumeMetrics(ctx, p.build(snaps)); err != nil {
 		return err
 	}
-	p.tel.ProcessorAggregateWindowsEmitted.Add(ctx, final)
-	p.tel.ProcessorAggregateRestatementsEmitted.Add(ctx, restated)
-	p.tel.ProcessorAggregateRunningEmitted.Add(ctx, run)
+	p.countEmitted(ctx, snaps)
 	return nil
-}
-
-// evictShared drops from memory the closed windows no batch holds: their
-// state is in the database, and a late value finds it there.
-func (p *aggProcessor) evictShared(nowNs int64) {
-	closedBefore := nowNs - int64(p.cfg.AllowedLateness)
-	pressure := p.inMem.Load()*10 > int64(p.cfg.MaxSeriesWindows)*9
-	for i := range p.shards {
-		sh := &p.shards[i]
-		sh.mu.Lock()
-		sh.each(func(w *window) {
-			if w.pins == 0 && (pressure || w.end() <= closedBefore) {
-				p.drop(sh, w)
-			}
-		})
-		sh.mu.Unlock()
-	}
 }
 
 // sharedShutdown emits what is due; open windows stay in the database for
@@ -258,5 +193,6 @@ func (p *aggProcessor) sharedShutdown(ctx context.Context) {
 		p.logger.Warn("Emitting due windows at shutdown failed; they stay due in the database for the next emitter", zap.Error(err))
 	}
 	p.shared.stop()
+	p.health.stop()
 	p.shared = nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/pgserver"
 	"github.com/custommetrics/bundle/internal/pgwindows"
+	"github.com/custommetrics/bundle/internal/windows"
 )
 
 // sharedCollectors starts n processors in cluster mode on one private
@@ -158,15 +159,10 @@ func TestSharedRoundRefusesOnlyTheNonFiniteBatch(t *testing.T) {
 	delta := func(v float64) pgwindows.Delta {
 		var c aggregation.Compact
 		c.Add(aggregation.Sum, v, 1, at.UnixNano(), 1)
-		var k recordKey
-		for i := range p.shards {
-			p.shards[i].each(func(x *window) { k = p.shards[i].keyOf(x) })
-			if k.d != nil {
-				break
-			}
-		}
-		require.NotNil(t, k.d, "the window of the first value is cached")
-		return pgwindows.Delta{Series: seriesHash(k.d, k.attrs), Interval: k.iv, Start: k.start, End: k.end, Fn: aggregation.Sum, State: c}
+		var w *windows.Window
+		p.windows.Each(func(x windows.Window) { w = &x })
+		require.NotNil(t, w, "the window of the first value is cached")
+		return pgwindows.Delta{Series: w.Series(), Interval: w.Interval, Start: w.Start, End: w.End, Fn: aggregation.Sum, State: c}
 	}
 	good, bad, good2 := &merge{deltas: []pgwindows.Delta{delta(1)}}, &merge{deltas: []pgwindows.Delta{delta(1e308)}}, &merge{deltas: []pgwindows.Delta{delta(2)}}
 	require.NoError(t, p.shared.write([]*merge{good, bad, good2}))

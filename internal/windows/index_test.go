@@ -1,40 +1,34 @@
-package aggregateprocessor
+package windows
 
 import (
-	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/extension/xextension/storage"
 
 	"github.com/custommetrics/bundle/internal/calendar"
-	"github.com/custommetrics/bundle/internal/figures"
 )
 
-// TestWindowSize: the sizes windows.go states.
+// TestWindowSize: the sizes index.go states.
 func TestWindowSize(t *testing.T) {
 	require.EqualValues(t, 80, unsafe.Sizeof(window{}), "a window is 80 bytes of slab")
 	require.Zero(t, unsafe.Sizeof(shard{})%64, "shards fill whole cache lines")
 	require.GreaterOrEqual(t, unsafe.Sizeof(shard{}), uintptr(64), "hot mutexes on separate cache lines")
 }
 
-func testKey(d *desc, start int64, attrs string) []byte {
+func testKey(d *Desc, start int64, attrs string) []byte {
 	return appendFullKey(nil, d, calendar.Hour, start, []byte(attrs))
 }
 
 // TestShardHashCollision: two windows whose keys hash alike are both found,
 // each under its own identity, and removed independently.
 func TestShardHashCollision(t *testing.T) {
-	d := &desc{id: 7}
+	d := &Desc{id: 7}
 	sh := shard{slab: &slab{}}
 	const h = 42 << 32 // both hash to 42
 	ka, kb := testKey(d, 100, "a"), testKey(d, 100, "b")
@@ -66,7 +60,7 @@ func TestShardLikeMap(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rnd := rand.New(rand.NewPCG(seed, 1))
-			d := &desc{id: 3}
+			d := &Desc{id: 3}
 			sh := shard{slab: &slab{}}
 			type entry struct {
 				h     uint64
@@ -164,7 +158,7 @@ func TestShardLikeMap(t *testing.T) {
 // TestArenaCompacts: freed attribute bytes are reclaimed once they outweigh
 // the live ones, and slices taken before a compaction keep their bytes.
 func TestArenaCompacts(t *testing.T) {
-	d := &desc{id: 1}
+	d := &Desc{id: 1}
 	sh := shard{slab: &slab{}}
 	var ws []*window
 	var hs []uint64
@@ -195,47 +189,5 @@ func TestSpanOf(t *testing.T) {
 	for _, bad := range [][2]int64{{0, 0}, {10, 5}, {0, 1}, {0, (1 << 32) * 1e9}} {
 		_, ok := spanOf(bad[0], bad[1])
 		assert.False(t, ok, "%v", bad)
-	}
-}
-
-// TestPinsBalanced: every call unpins what it pinned, with or without a
-// figures slot (which keeps windows pinned until it is filled), with or
-// without storage, accepted or refused: a window left pinned is never
-// evicted, one unpinned too early may be evicted and its slot reused.
-func TestPinsBalanced(t *testing.T) {
-	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
-	for _, durable := range []bool{false, true} {
-		for _, withFigures := range []bool{false, true} {
-			t.Run(fmt.Sprintf("durable=%v/figures=%v", durable, withFigures), func(t *testing.T) {
-				var client storage.Client
-				if durable {
-					client = newMemStorage()
-				}
-				p := newTestProcessor(t, defaultCfg(), new(consumertest.MetricsSink), &clock{t: at}, client)
-				ctx := context.Background()
-				var slot *figures.Slot
-				if withFigures {
-					ctx, slot = figures.NewContext(ctx)
-				}
-				require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "b")))
-				require.Error(t, p.ConsumeMetrics(ctx, valueBatch("m", "sum", at, 1, "a", math.MaxFloat64, math.MaxFloat64)), "non-finite: refused")
-				require.NoError(t, p.ConsumeMetrics(ctx, valueBatch("m", "sum", at, 1, "a", 2)))
-				if withFigures {
-					_, ok := slot.Find("m", calendar.Hour)
-					assert.True(t, ok)
-				}
-				n := 0
-				for i := range p.shards {
-					sh := &p.shards[i]
-					sh.mu.Lock()
-					sh.each(func(w *window) {
-						n++
-						assert.Zero(t, w.pins)
-					})
-					sh.mu.Unlock()
-				}
-				assert.Positive(t, n)
-			})
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package aggregateprocessor // import "github.com/custommetrics/bundle/processor/aggregateprocessor"
+package windows // import "github.com/custommetrics/bundle/internal/windows"
 
 import (
 	"encoding/binary"
@@ -98,9 +98,9 @@ func appendValue(b []byte, v pcommon.Value) []byte {
 
 var errBadEncoding = errors.New("aggregate: corrupt attribute encoding")
 
-// decodeMap rebuilds the attributes encoded by appendMap into dst. It returns
+// DecodeMap rebuilds the attributes encoded by appendMap into dst. It returns
 // the rest of b.
-func decodeMap(b []byte, dst pcommon.Map) ([]byte, error) {
+func DecodeMap(b []byte, dst pcommon.Map) ([]byte, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || n > uint64(len(b)) {
 		return nil, errBadEncoding

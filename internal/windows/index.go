@@ -1,4 +1,4 @@
-package aggregateprocessor // import "github.com/custommetrics/bundle/processor/aggregateprocessor"
+package windows // import "github.com/custommetrics/bundle/internal/windows"
 
 import (
 	"encoding/binary"
@@ -49,7 +49,7 @@ type window struct {
 	// the committed state, the one storage holds: values wait in pend until
 	// their group commit succeeds, and a failed commit leaves no trace.
 	acc   aggregation.Compact
-	d     *desc    // nil: a free slot
+	d     *Desc    // nil: a free slot
 	pend  *pending // with storage: changes not yet committed, nil when none
 	start int64
 	// version changes with acc (plus 1 when loaded from storage); emitted
@@ -210,7 +210,7 @@ func (sh *shard) get(h uint64, k []byte) *window {
 
 // put files a new window of full key k (hash h), which get did not find,
 // and returns it for the caller to fill in (all but its identity is zero).
-func (sh *shard) put(h uint64, k []byte, d *desc, iv calendar.Interval, start int64, span uint32, shard uint8) *window {
+func (sh *shard) put(h uint64, k []byte, d *Desc, iv calendar.Interval, start int64, span uint32, shard uint8) *window {
 	slot := sh.slab.alloc()
 	if (sh.n+1)*4 > len(sh.index)*3 {
 		sh.rehash(max(indexMin, 2*len(sh.index)))
@@ -320,10 +320,12 @@ func (sh *shard) shrink() {
 	}
 }
 
-// hashOf returns the hash of w's full key (see keyOf).
-func (p *aggProcessor) hashOf(sh *shard, w *window) uint64 {
-	sh.kbuf = appendFullKey(sh.kbuf[:0], w.d, w.iv, w.start, sh.attrs(w))
-	return mapHash(p, sh.kbuf)
+// appendFullKey appends a window's in-memory key (see keyHeader).
+func appendFullKey(k []byte, dsc *Desc, iv calendar.Interval, start int64, attrs []byte) []byte {
+	k = binary.LittleEndian.AppendUint64(k, dsc.id)
+	k = append(k, byte(iv))
+	k = binary.LittleEndian.AppendUint64(k, uint64(start))
+	return append(k, attrs...)
 }
 
 // addAttrs stores b for w and returns its reference.
