@@ -25,12 +25,14 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/custommetrics/bundle/exporter/custommetricsexporter/internal/metadata"
 	"github.com/custommetrics/bundle/internal/collectortest"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
+	"github.com/custommetrics/bundle/processor/aggregateprocessor"
 	"github.com/custommetrics/bundle/receiver/custommetricsreceiver"
 )
 
@@ -46,7 +48,8 @@ const (
 )
 
 // peer is a second collector's custommetrics receiver on loopback, with
-// credentials, whose accepted values land in sink.
+// credentials, in front of an aggregate processor (whose windows answer
+// returnValue) that passes the accepted raw values on to sink.
 type peer struct {
 	base string
 	sink *consumertest.MetricsSink
@@ -71,7 +74,15 @@ func startPeer(t *testing.T, mutate func(*custommetricsreceiver.Config)) *peer {
 	}
 	require.NoError(t, cfg.Validate())
 	p := &peer{base: "http://" + cfg.ServerConfig.NetAddr.Endpoint, sink: new(consumertest.MetricsSink)}
-	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, p.sink)
+	af := aggregateprocessor.NewFactory()
+	aggCfg := af.CreateDefaultConfig().(*aggregateprocessor.Config)
+	aggCfg.KeepRaw = true
+	aggCfg.CheckInterval = time.Hour // no window figure reaches sink during a test
+	agg, err := af.CreateMetrics(context.Background(), processortest.NewNopSettings(af.Type()), aggCfg, p.sink)
+	require.NoError(t, err)
+	require.NoError(t, agg.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, agg.Shutdown(context.Background())) })
+	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, agg)
 	require.NoError(t, err)
 	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })

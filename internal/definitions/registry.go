@@ -144,11 +144,6 @@ type Provider interface {
 	Registry() *Registry
 }
 
-// Backend returns the storage the registry persists through, for state that
-// lives beside the definitions (e.g. the running aggregates behind
-// ThreatConnect's returnValue).
-func (r *Registry) Backend() Backend { return r.backend }
-
 // Version counts the committed changes to every collection of r (creations,
 // replacements, deletions), starting at 0. A component that derives state
 // from definitions polls it and rereads them when it moved; a change is

@@ -1,22 +1,37 @@
 // Package figures carries the window figures that the aggregate processor
 // computes for a batch back to the receiver that sent it, through the
-// batch's context.
+// batch's context. It is the only way a receiver learns the running
+// aggregate of the window a value was just added to (ThreatConnect's
+// ?returnValue=true): receivers keep no window state of their own.
 //
-// A receiver that must answer with a running aggregate (ThreatConnect's
-// ?returnValue=true) puts a Slot in the context it passes to the pipeline.
-// The pipeline is synchronous up to the aggregate processor, which adds the
-// batch's values to their windows, makes them durable and, before it
-// returns, records each touched window's new state in the slot. So when
-// ConsumeMetrics returns nil, the slot holds the figures that include the
-// values just acknowledged, taken from the same windows the processor emits
-// and stores: one store of running aggregates, one write per value. A slot
-// left empty (no aggregate processor on a synchronous path) tells the
-// receiver to keep the aggregate itself.
+// A receiver that must answer with a running aggregate puts a Slot in the
+// context it passes to the pipeline (NewContext). The pipeline is
+// synchronous up to the aggregate processor, which adds the batch's values
+// to their windows, makes them durable and, before it returns, records each
+// touched window's new state in the slot (Put). So when ConsumeMetrics
+// returns nil, the slot holds the figures that include the values just
+// acknowledged, taken from the same windows the processor emits and stores.
+//
+// That only holds when every component before the aggregate processor
+// passes the batch on before it returns, with the same context. A batch
+// processor or an exporter's sending queue does not: it returns at once and
+// sends later, with another context, so the slot comes back empty. Such a
+// pipeline is found at start-up, not at the first request: the receiver
+// calls Probe, which sends an empty batch in a context carrying a probe
+// slot. A component that fills slots answers a probe (Slot.Probe, then
+// Slot.Answer) and returns without passing it on; Probe reports whether an
+// answer came before ConsumeMetrics returned. When none did, the receiver
+// refuses to start. An empty slot after a successful ConsumeMetrics is then
+// a bug (or a pipeline changed at runtime), never a reason to make a figure
+// up.
 package figures // import "github.com/custommetrics/bundle/internal/figures"
 
 import (
 	"context"
 	"sync"
+
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
@@ -34,8 +49,12 @@ type Figure struct {
 // Slot collects the figures of one batch; safe for concurrent use (a batch
 // may fan out to several pipelines).
 type Slot struct {
-	mu   sync.Mutex
-	figs []Figure
+	probe bool // set by Probe: the batch is empty and must not be passed on
+
+	mu       sync.Mutex
+	figs     []Figure
+	answered bool
+	closed   bool // Probe has read answered: later answers were not synchronous
 }
 
 type ctxKey struct{}
@@ -71,4 +90,32 @@ func (s *Slot) Find(metric string, iv calendar.Interval) (Figure, bool) {
 		}
 	}
 	return Figure{}, false
+}
+
+// Probe reports whether the slot came from Probe. A component that fills
+// slots then calls Answer and returns nil without passing the batch on.
+func (s *Slot) Probe() bool { return s.probe }
+
+// Answer records that a component that fills slots received the probe.
+// An answer after Probe returned does not count.
+func (s *Slot) Answer() {
+	s.mu.Lock()
+	if !s.closed {
+		s.answered = true
+	}
+	s.mu.Unlock()
+}
+
+// Probe sends an empty batch through next in a context carrying a probe
+// slot, and reports whether a component that fills slots answered it before
+// next.ConsumeMetrics returned. With a fan-out to several pipelines, one
+// answer is enough: the other pipelines receive the empty batch. err is
+// next's refusal, if any.
+func Probe(ctx context.Context, next consumer.Metrics) (answered bool, err error) {
+	s := &Slot{probe: true}
+	err = next.ConsumeMetrics(context.WithValue(ctx, ctxKey{}, s), pmetric.NewMetrics())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return s.answered, err
 }

@@ -238,6 +238,9 @@ var (
 // checked before any state changes, and a failed commit leaves no trace), and
 // it returns only once the touched windows are durable.
 func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) error {
+	if answerProbe(ctx) {
+		return nil
+	}
 	nowNs := p.now().UnixNano()
 	b := p.windows.Batch(nowNs)
 	defer b.Release()

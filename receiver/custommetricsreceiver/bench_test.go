@@ -14,10 +14,12 @@ import (
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/extensiontest"
+	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
 	"github.com/custommetrics/bundle/extension/definitionsextension"
 	"github.com/custommetrics/bundle/internal/collectortest"
+	"github.com/custommetrics/bundle/processor/aggregateprocessor"
 	"github.com/custommetrics/bundle/receiver/custommetricsreceiver/internal/metadata"
 )
 
@@ -81,9 +83,10 @@ type extHost struct {
 
 func (h extHost) GetExtensions() map[component.ID]component.Component { return h.exts }
 
-// BenchmarkThreatConnectPostFileStorage is BenchmarkThreatConnectPost with the
-// definitions and returnValue windows in file_storage (bbolt), as in the default
-// configuration: every value's window is written before the answer (group commit).
+// BenchmarkThreatConnectPostFileStorage is BenchmarkThreatConnectPost in front
+// of the aggregate processor, with the definitions and the processor's windows
+// in file_storage (bbolt), as in the default configuration: every value's
+// window is written before the answer (group commit).
 func BenchmarkThreatConnectPostFileStorage(b *testing.B) {
 	ctx := context.Background()
 	fsID := component.MustNewID("file_storage")
@@ -102,10 +105,18 @@ func BenchmarkThreatConnectPostFileStorage(b *testing.B) {
 		require.NoError(b, fs.Shutdown(ctx))
 	})
 
+	af := aggregateprocessor.NewFactory()
+	aggCfg := af.CreateDefaultConfig().(*aggregateprocessor.Config)
+	aggCfg.Storage = &fsID
+	agg, err := af.CreateMetrics(ctx, processortest.NewNopSettings(af.Type()), aggCfg, consumertest.NewNop())
+	require.NoError(b, err)
+	require.NoError(b, agg.Start(ctx, host))
+	b.Cleanup(func() { require.NoError(b, agg.Shutdown(ctx)) })
+
 	cfg := createDefaultConfig().(*Config)
 	cfg.ServerConfig.NetAddr.Endpoint = collectortest.FreeAddr(b)
 	cfg.Definitions = &defID
-	r, err := NewFactory().CreateMetrics(ctx, receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	r, err := NewFactory().CreateMetrics(ctx, receivertest.NewNopSettings(metadata.Type), cfg, agg)
 	require.NoError(b, err)
 	require.NoError(b, r.Start(ctx, host))
 	b.Cleanup(func() { require.NoError(b, r.Shutdown(ctx)) })

@@ -64,6 +64,12 @@ type ThreatConnectConfig struct {
 	// request can be replayed with another body within this window: keep it
 	// short and serve over TLS. Default 5m, as ThreatConnect allows.
 	HMACMaxSkew time.Duration `mapstructure:"hmac_max_skew"`
+	// ReturnValue answers ?returnValue=true with the running aggregate of the
+	// value's window, as the aggregate processor in front of which the
+	// receiver must run reports it (checked at start, see the README). False
+	// refuses such requests with 400 and needs no aggregate processor.
+	// Default true.
+	ReturnValue bool `mapstructure:"return_value"`
 }
 
 // ThreatConnectToken is an API token and what it may touch.

@@ -35,6 +35,7 @@ func TestLoadConfig(t *testing.T) {
 	full.Limits = LimitsConfig{MaxNameLength: 128, MaxKeyLength: 512, MaxPointsPerRequest: 5000}
 	full.ThreatConnect.HMACMaxSkew = 30 * time.Second
 	full.ThreatConnect.PathPrefix = "/tc/api"
+	full.ThreatConnect.ReturnValue = false
 	full.ThreatConnect.Tokens = []ThreatConnectToken{
 		{Token: "${env:TC_TOKEN}", Access: Access{Tenant: "org-a"}},
 		{Token: "read-only-token", Access: Access{Tenant: "org-a", ReadOnly: true}},
@@ -130,6 +131,7 @@ func TestDefaultConfigListensOnLoopbackOnly(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8181", cfg.ServerConfig.NetAddr.Endpoint)
 	assert.False(t, cfg.AllowUnauthenticated)
 	assert.Equal(t, 5*time.Minute, cfg.ThreatConnect.HMACMaxSkew)
+	assert.True(t, cfg.ThreatConnect.ReturnValue, "returnValue is answered unless turned off")
 	assert.Equal(t, LimitsConfig{MaxNameLength: 256, MaxKeyLength: 1024, MaxPointsPerRequest: 10000}, cfg.Limits)
 	assert.True(t, cfg.LaunchDarkly.Enabled)
 	assert.Equal(t, "/launchdarkly/events", cfg.LaunchDarkly.Events.Path)

@@ -65,7 +65,7 @@ func createDefaultConfig() component.Config {
 			MaxPointsPerRequest: defaultMaxPointsPerRequest,
 		},
 		// ThreatConnect's API base is /api; its document gives paths relative to it.
-		ThreatConnect: ThreatConnectConfig{APIConfig: APIConfig{Enabled: true, PathPrefix: "/api"}, HMACMaxSkew: tc.MaxClockSkew},
+		ThreatConnect: ThreatConnectConfig{APIConfig: APIConfig{Enabled: true, PathPrefix: "/api"}, HMACMaxSkew: tc.MaxClockSkew, ReturnValue: true},
 		Sleuth:        SleuthConfig{APIConfig: APIConfig{Enabled: true}, MinInterval: defaultSleuthMinInterval},
 		BigFix:        BigFixConfig{APIConfig: APIConfig{Enabled: true}},
 		LaunchDarkly: LaunchDarklyConfig{

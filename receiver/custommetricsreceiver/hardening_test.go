@@ -65,6 +65,7 @@ func TestThreatConnectHMACMaxSkewDefaultAndValidation(t *testing.T) {
 // startWith creates and starts a receiver on cfg; the caller checks the error.
 func startWith(t *testing.T, cfg *Config) error {
 	t.Helper()
+	cfg.ThreatConnect.ReturnValue = false // the sink reports no figures
 	require.NoError(t, cfg.Validate())
 	r, err := NewFactory().CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, new(consumertest.MetricsSink))
 	require.NoError(t, err)

@@ -23,7 +23,7 @@ func TestLimitsDefaultsAndValidation(t *testing.T) {
 }
 
 func TestThreatConnectLimits(t *testing.T) {
-	ts := startReceiver(t, func(c *Config) {
+	ts := startWithAggregate(t, func(c *Config) {
 		c.Limits.MaxNameLength = 10
 		c.Limits.MaxKeyLength = 8
 	}, nil)

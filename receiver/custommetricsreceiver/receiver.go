@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/definitions"
+	"github.com/custommetrics/bundle/internal/figures"
 )
 
 // API names, used in telemetry and as the custommetrics.api resource attribute.
@@ -79,6 +80,9 @@ func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) 
 	if err := r.startRegistry(host); err != nil {
 		return err
 	}
+	if err := r.probeFigures(ctx); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	if r.cfg.ThreatConnect.Enabled {
 		r.warnIfOpen(apiThreatConnect, len(r.cfg.ThreatConnect.Tokens)+len(r.cfg.ThreatConnect.HMACKeys))
@@ -126,6 +130,31 @@ func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) 
 	return nil
 }
 
+// errNoFigures is why Start fails when no aggregate processor answers the
+// returnValue probe; it says how to fix the configuration.
+var errNoFigures = errors.New("threatconnect::return_value is true, but no aggregate processor answered the start-up probe synchronously, " +
+	"so ?returnValue=true could not be answered: put an aggregate processor in every pipeline of this receiver that should answer returnValue, " +
+	"with nothing asynchronous before it (no batch processor, no exporter sending_queue), " +
+	"or set threatconnect::return_value to false to refuse ?returnValue=true with 400")
+
+// probeFigures checks, before the first request, that the pipeline reports
+// the figures behind ThreatConnect's returnValue (internal/figures): the
+// Collector starts exporters and processors before receivers, so they
+// answer now as they will for every request.
+func (r *customMetricsReceiver) probeFigures(ctx context.Context) error {
+	if !r.cfg.ThreatConnect.Enabled || !r.cfg.ThreatConnect.ReturnValue {
+		return nil
+	}
+	answered, err := figures.Probe(ctx, r.next)
+	switch {
+	case err != nil:
+		return fmt.Errorf("threatconnect::return_value: the pipeline refused the start-up probe (an empty batch): %w", err)
+	case !answered:
+		return errNoFigures
+	}
+	return nil
+}
+
 func (r *customMetricsReceiver) startRegistry(host component.Host) error {
 	if r.cfg.Definitions == nil {
 		r.settings.Logger.Warn("No 'definitions' extension configured: definitions are kept in memory and lost on restart.")
@@ -156,9 +185,6 @@ func (r *customMetricsReceiver) Shutdown(ctx context.Context) error {
 		err = r.server.Shutdown(ctx)
 	}
 	r.shutdown.Wait()
-	if r.tc != nil {
-		r.tc.windows.Close()
-	}
 	return err
 }
 

@@ -37,6 +37,7 @@ func TestTelemetryCountsValuesPerAPI(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
 	cfg := createDefaultConfig().(*Config)
 	cfg.ServerConfig.NetAddr.Endpoint = collectortest.FreeAddr(t)
+	cfg.ThreatConnect.ReturnValue = false // no aggregate processor reports figures
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tel.NewTelemetrySettings()
 	refusing := consumertest.NewErr(errors.New("memory limit"))

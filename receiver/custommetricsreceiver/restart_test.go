@@ -39,9 +39,9 @@ func restartFactories() (otelcol.Factories, error) {
 	return f, err
 }
 
-// restartConfig runs the receiver alone (it keeps the returnValue aggregates
-// itself); restartAggregateConfig adds the aggregate processor with storage,
-// whose windows then answer returnValue.
+// restartConfig runs the receiver alone, so it must not promise returnValue
+// (threatconnect::return_value false); restartAggregateConfig adds the
+// aggregate processor with storage, whose windows answer returnValue.
 const restartConfig = `
 extensions:
   file_storage:
@@ -53,6 +53,8 @@ receivers:
   custommetrics:
     endpoint: ${env:RECEIVER_ADDR}
     definitions: definitions
+    threatconnect:
+      return_value: false
     bigfix:
       users:
         - {username: master, password: mpw, role: master_operator}
@@ -69,7 +71,9 @@ service:
       exporters: [nop]
 `
 
-var restartAggregateConfig = strings.Replace(strings.Replace(restartConfig, `exporters:
+var restartAggregateConfig = strings.Replace(strings.Replace(strings.Replace(restartConfig, `    threatconnect:
+      return_value: false
+`, "", 1), `exporters:
   nop:`, `processors:
   aggregate:
     storage: file_storage
@@ -77,22 +81,19 @@ exporters:
   nop:`, 1), `      exporters: [nop]`, `      processors: [aggregate]
       exporters: [nop]`, 1)
 
-// TestDefinitionsAndReturnValuesSurviveRestart runs the receiver in the real
-// Collector runtime with file_storage, restarts it on the same directory, and
-// finds every definition and returnValue figure again.
+// TestDefinitionsAndReturnValuesSurviveRestart runs the receiver in front of
+// the aggregate processor in the real Collector runtime with file_storage,
+// restarts it on the same directory, and finds every definition and
+// returnValue figure again: the figures are the processor's durable windows.
 func TestDefinitionsAndReturnValuesSurviveRestart(t *testing.T) {
-	t.Run("receiver alone", func(t *testing.T) { testRestart(t, restartConfig) })
-	t.Run("with the aggregate processor", func(t *testing.T) { testRestart(t, restartAggregateConfig) })
-}
-
-func testRestart(t *testing.T, restartConfig string) {
+	require.NotContains(t, restartAggregateConfig, "return_value")
 	addr := collectortest.FreeAddr(t)
 	t.Setenv("RECEIVER_ADDR", addr)
 	t.Setenv("DATA_DIR", filepath.Join(t.TempDir(), "storage"))
 	ts := &testServer{t: t, base: "http://" + addr}
 	master := []string{"Authorization", basic("master", "mpw")}
 
-	col := collectortest.Start(t, restartFactories, restartConfig)
+	col := collectortest.Start(t, restartFactories, restartAggregateConfig)
 	createDocMetrics(t, ts)
 	resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2","date":"2018-01-19T14:44:00Z"}`)
 	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
@@ -112,7 +113,7 @@ func testRestart(t *testing.T, restartConfig string) {
 	embraceBefore := ts.do(http.MethodGet, embraceBase, "")
 	col.Shutdown(t)
 
-	collectortest.Start(t, restartFactories, restartConfig)
+	collectortest.Start(t, restartFactories, restartAggregateConfig)
 	after := ts.do(http.MethodGet, "/api/v2/customMetrics", "")
 	require.Equal(t, http.StatusOK, after.status)
 	assert.JSONEq(t, string(before.body), string(after.body), "definitions, with their ids, survive the restart")

@@ -3,43 +3,31 @@ package custommetricsreceiver // import "github.com/custommetrics/bundle/receive
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
-	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
-	"github.com/custommetrics/bundle/internal/windowstore"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
 )
 
 // threatConnectAPI serves ThreatConnect's Custom Metrics API (v2).
 type threatConnectAPI struct {
-	r       *customMetricsReceiver
-	cfg     ThreatConnectConfig
-	windows *windowstore.Store
-	now     func() time.Time
-	// ownFigures is set once the receiver's own store first answered a
-	// figure: the pipeline reported none (see the README, "Where the figure
-	// comes from"), which is said once in the log.
-	ownFigures sync.Once
+	r   *customMetricsReceiver
+	cfg ThreatConnectConfig
+	now func() time.Time
 }
 
 func newThreatConnectAPI(r *customMetricsReceiver) *threatConnectAPI {
-	return &threatConnectAPI{
-		r:       r,
-		cfg:     r.cfg.ThreatConnect,
-		windows: windowstore.New(r.registry.Backend(), calendar.UTC()),
-		now:     time.Now,
-	}
+	return &threatConnectAPI{r: r, cfg: r.cfg.ThreatConnect, now: time.Now}
 }
 
 func (a *threatConnectAPI) register(mux *http.ServeMux) {
@@ -232,6 +220,10 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		writeTCError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if returnValue && !a.cfg.ReturnValue {
+		writeTCError(w, http.StatusBadRequest, errReturnValueOff)
+		return
+	}
 	c, err := a.metrics(r.Context(), tenant)
 	if err != nil {
 		a.internalError(w, err)
@@ -270,7 +262,12 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		Key: p.Name, Value: p.Value, Time: pcommon.NewTimestampFromTime(p.Date), Weight: p.Weight, HasWeight: p.HasWeight,
 	})
 	md, n := batch.Metrics()
-	ctx, slot := figures.NewContext(r.Context())
+	// Only a returnValue request asks for figures: a slot keeps the
+	// aggregate processor's windows pinned until it is filled.
+	ctx, slot := r.Context(), (*figures.Slot)(nil)
+	if returnValue {
+		ctx, slot = figures.NewContext(ctx)
+	}
 	if err := a.r.consume(ctx, apiThreatConnect, md, n); err != nil {
 		status, msg := refusal(err)
 		if status == http.StatusServiceUnavailable {
@@ -279,37 +276,28 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		writeTCError(w, status, msg)
 		return
 	}
-
-	// The pipeline has the value: from here on the answer is a success. The
-	// running aggregate behind returnValue is the aggregate processor's
-	// window, reported back through the slot; without an aggregate processor
-	// on a synchronous path the receiver keeps it itself, for every value,
-	// asked or not.
-	iv, _ := tc.Window(m.Interval)
-	var state aggregation.State
-	var start int64
-	if f, ok := slot.Find(m.Name, iv); ok {
-		state, start = f.State, f.Start
-	} else {
-		a.ownFigures.Do(func() {
-			a.r.settings.Logger.Warn("No aggregate processor reported the window of a ThreatConnect value synchronously, so the receiver keeps " +
-				"the returnValue figures itself (UTC windows). If an aggregate processor is in the pipeline, nothing asynchronous " +
-				"(such as a batch processor) may come before it, or its figures and the returnValue figures will differ.")
-		})
-		series := windowstore.Series{Tenant: tenant, Metric: strconv.FormatInt(m.ID, 10), Key: p.Name}
-		var err error
-		if state, start, err = a.windows.Add(r.Context(), series, iv, p.Date.UnixNano(), p.Value, p.Weight); err != nil {
-			a.r.settings.Logger.Error("Updating the returnValue aggregate failed; the value itself was accepted", zap.String("metric", m.Name), zap.Error(err))
-		}
-	}
 	if !returnValue {
 		// ThreatConnect answers a plain data POST with 204 and no body.
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+
+	// The pipeline has the value, and the aggregate processor that answered
+	// the start-up probe has reported its window (internal/figures).
+	iv, _ := tc.Window(m.Interval)
+	f, ok := slot.Find(m.Name, iv)
+	if !ok {
+		// A bug, or a pipeline changed at runtime: the value counted, but
+		// no figure exists that the receiver could honestly answer.
+		a.internalError(w, fmt.Errorf("no aggregate processor reported the window of %q for returnValue; the value itself was accepted", m.Name))
+		return
+	}
 	fn, _ := aggregation.ParseFunc(m.DataType)
-	writeJSON(w, http.StatusOK, tc.ReturnValue{Value: state.Value(fn), Date: time.Unix(0, start).UTC().Format(tc.DateLayout)})
+	writeJSON(w, http.StatusOK, tc.ReturnValue{Value: f.State.Value(fn), Date: time.Unix(0, f.Start).UTC().Format(tc.DateLayout)})
 }
+
+// errReturnValueOff answers ?returnValue=true when threatconnect::return_value is false.
+const errReturnValueOff = "returnValue is disabled on this collector (threatconnect::return_value is false): post without returnValue=true"
 
 // tcDefinition maps a ThreatConnect metric config to how its values are aggregated.
 func tcDefinition(m tc.MetricConfig) otelmap.Definition {

@@ -1,6 +1,7 @@
 package custommetricsreceiver
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -11,10 +12,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/processor/batchprocessor"
+	"go.opentelemetry.io/collector/processor/memorylimiterprocessor"
+	"go.opentelemetry.io/collector/processor/processortest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -188,7 +194,7 @@ func TestThreatConnectDocumentExamples(t *testing.T) {
 }
 
 func TestThreatConnectReturnValue(t *testing.T) {
-	ts := startReceiver(t, nil, nil)
+	ts := startWithAggregate(t, nil, nil)
 	now := time.Date(2017, 7, 13, 9, 30, 0, 0, time.UTC)
 	tca := threatConnectOf(t, ts)
 	tca.now = func() time.Time { return now }
@@ -228,7 +234,7 @@ func TestThreatConnectReturnValuePerDataType(t *testing.T) {
 		"Sum": 22, "Count": 4, "Min": 1, "Max": 10, "First": 10, "Last": 1,
 		"Average": (4*1 + 10*3 + 1*1 + 7*1) / 6.0,
 	}
-	ts := startReceiver(t, nil, nil)
+	ts := startWithAggregate(t, nil, nil)
 	for dt, expected := range want {
 		resp := ts.do(http.MethodPost, "/api/v2/customMetrics", `{"name":"m`+dt+`","dataType":"`+dt+`","interval":"Hourly","keyedValues":false}`)
 		require.Equal(t, http.StatusCreated, resp.status, string(resp.body))
@@ -306,8 +312,9 @@ func TestThreatConnectErrors(t *testing.T) {
 }
 
 func TestThreatConnectBackpressure(t *testing.T) {
-	next := consumertest.NewErr(errors.New("data refused due to high memory usage"))
-	ts := startReceiver(t, nil, next)
+	ts := startWithAggregate(t, nil, nil)
+	aggregate := ts.rcv.next
+	ts.rcv.next = consumertest.NewErr(errors.New("data refused due to high memory usage"))
 	createDocMetrics(t, ts)
 	resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2","date":"2018-01-19T14:44:00Z"}`)
 	require.Equal(t, http.StatusServiceUnavailable, resp.status)
@@ -315,7 +322,7 @@ func TestThreatConnectBackpressure(t *testing.T) {
 	assert.Equal(t, "Failure", resp.json(t)["status"])
 
 	// The refused value was not counted: the window starts from zero once the pipeline accepts again.
-	ts.rcv.next = consumertest.NewNop()
+	ts.rcv.next = aggregate
 	resp = ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"3","date":"2018-01-19T14:44:00Z"}`)
 	require.Equal(t, http.StatusOK, resp.status)
 	assert.JSONEq(t, `{"value":3,"date":"2018-01-19T00:00:00Z"}`, string(resp.body))
@@ -389,7 +396,7 @@ func signedRequest(ts *testServer, method, pathWithQuery, body, accessID, secret
 }
 
 func TestThreatConnectHMACAuth(t *testing.T) {
-	ts := startReceiver(t, tcAuthConfig, nil)
+	ts := startWithAggregate(t, tcAuthConfig, nil)
 	createDocMetrics(t, ts, "Authorization", "TC-Token tok-a")
 	const id, secret = "12345678901234567890", "s3cr3t"
 	now := time.Now()
@@ -424,19 +431,99 @@ func threatConnectOf(t *testing.T, ts *testServer) *threatConnectAPI {
 	return ts.rcv.tc
 }
 
-// Without an aggregate processor reporting the window, the receiver answers
-// from its own store and says so in the log, once: a batch processor put in
-// front of the aggregate processor must not change the figures unnoticed.
-func TestThreatConnectOwnFiguresAreLogged(t *testing.T) {
-	ts := startReceiver(t, nil, nil)
-	core, logs := observer.New(zap.WarnLevel)
+// TestThreatConnectReturnValueNeedsAnAggregateProcessor: with
+// threatconnect::return_value, the receiver starts only in front of an
+// aggregate processor that answers synchronously, and says how to fix it.
+func TestThreatConnectReturnValueNeedsAnAggregateProcessor(t *testing.T) {
+	returnValue := func(c *Config) { c.ThreatConnect.ReturnValue = true }
+	batch := func(t *testing.T, mutate func(*batchprocessor.Config)) consumer.Metrics {
+		f := batchprocessor.NewFactory()
+		cfg := f.CreateDefaultConfig().(*batchprocessor.Config)
+		mutate(cfg)
+		p, err := f.CreateMetrics(context.Background(), processortest.NewNopSettings(f.Type()), cfg, startAggregate(t, consumertest.NewNop(), nil))
+		require.NoError(t, err)
+		require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+		t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
+		return p
+	}
+	for name, next := range map[string]func(t *testing.T) consumer.Metrics{
+		"a sink": func(*testing.T) consumer.Metrics { return new(consumertest.MetricsSink) },
+		// The batch processor returns at once and drops an empty batch.
+		"batch before aggregate":             func(t *testing.T) consumer.Metrics { return batch(t, func(*batchprocessor.Config) {}) },
+		"batch (timeout 0) before aggregate": func(t *testing.T) consumer.Metrics { return batch(t, func(c *batchprocessor.Config) { c.Timeout = 0 }) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, _ := newTestReceiver(t, returnValue, next(t))
+			err := r.Start(context.Background(), componenttest.NewNopHost())
+			require.ErrorIs(t, err, errNoFigures)
+			for _, says := range []string{"no aggregate processor answered", "every pipeline of this receiver", "batch processor", "sending_queue", "set threatconnect::return_value to false"} {
+				assert.ErrorContains(t, err, says)
+			}
+			require.NoError(t, r.Shutdown(context.Background()))
+		})
+	}
+
+	t.Run("a refusing pipeline", func(t *testing.T) {
+		refused := errors.New("data refused due to high memory usage")
+		r, _ := newTestReceiver(t, returnValue, consumertest.NewErr(refused))
+		err := r.Start(context.Background(), componenttest.NewNopHost())
+		require.ErrorIs(t, err, refused)
+		assert.ErrorContains(t, err, "threatconnect::return_value: the pipeline refused the start-up probe")
+		require.NoError(t, r.Shutdown(context.Background()))
+	})
+
+	t.Run("memory_limiter before aggregate", func(t *testing.T) {
+		f := memorylimiterprocessor.NewFactory()
+		cfg := f.CreateDefaultConfig().(*memorylimiterprocessor.Config)
+		cfg.CheckInterval = time.Second
+		cfg.MemoryLimitMiB = 4096
+		cfg.MemorySpikeLimitMiB = 1024
+		sink := new(consumertest.MetricsSink)
+		ml, err := f.CreateMetrics(context.Background(), processortest.NewNopSettings(f.Type()), cfg, startAggregate(t, sink, nil))
+		require.NoError(t, err)
+		require.NoError(t, ml.Start(context.Background(), componenttest.NewNopHost()))
+		t.Cleanup(func() { require.NoError(t, ml.Shutdown(context.Background())) })
+		ts := serve(t, returnValue, sink, ml)
+		assert.Empty(t, sink.AllMetrics(), "the probe stops at the aggregate processor")
+		createDocMetrics(t, ts)
+		resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2","date":"2018-01-19T14:44:00Z"}`)
+		require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+		assert.JSONEq(t, `{"value":2,"date":"2018-01-19T00:00:00Z"}`, string(resp.body))
+	})
+
+	t.Run("return_value false", func(t *testing.T) {
+		ts := startReceiver(t, func(c *Config) { c.ThreatConnect.ReturnValue = false }, nil)
+		assert.Empty(t, ts.sink.AllMetrics(), "no probe")
+		createDocMetrics(t, ts)
+		resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2"}`)
+		require.Equal(t, http.StatusBadRequest, resp.status)
+		assert.Equal(t, map[string]any{"status": "Failure", "message": errReturnValueOff}, resp.json(t))
+		assert.Contains(t, errReturnValueOff, "returnValue is disabled on this collector")
+		assert.Empty(t, ts.points(), "a refused request counts nothing")
+		assert.Equal(t, http.StatusNoContent, ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=false", `{"value":"2"}`).status)
+		assert.Equal(t, http.StatusNoContent, ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"2"}`).status)
+		assert.Len(t, ts.points(), 2)
+	})
+}
+
+// TestThreatConnectMissingFigureIsAnError: a pipeline that stops reporting
+// figures after the start-up check (here: the aggregate processor taken out
+// at runtime) gets a 500 and an error in the log, never a made-up figure.
+func TestThreatConnectMissingFigureIsAnError(t *testing.T) {
+	ts := startWithAggregate(t, nil, nil)
+	core, logs := observer.New(zap.ErrorLevel)
 	ts.rcv.settings.Logger = zap.New(core)
 	createDocMetrics(t, ts)
+	ts.rcv.next = ts.sink
 
-	for range 3 {
-		resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2"}`)
-		require.Equal(t, http.StatusOK, resp.status, string(resp.body))
-	}
-	got := logs.FilterMessageSnippet("keeps the returnValue figures itself").All()
-	require.Len(t, got, 1, "said once, not per request")
+	resp := ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data?returnValue=true", `{"value":"2"}`)
+	require.Equal(t, http.StatusInternalServerError, resp.status, string(resp.body))
+	assert.Equal(t, map[string]any{"status": "Failure", "message": tc.MsgUnknownError}, resp.json(t))
+	require.Len(t, ts.points(), 1, "the value itself was accepted")
+	got := logs.FilterMessage("API request failed").All()
+	require.Len(t, got, 1)
+	assert.Contains(t, got[0].ContextMap()["error"], `no aggregate processor reported the window of "tasksCompleted"`)
+
+	// Without returnValue nothing is asked: 204 as ever.
+	assert.Equal(t, http.StatusNoContent, ts.do(http.MethodPost, "/api/v2/customMetrics/tasksCompleted/data", `{"value":"2"}`).status)
 }
