@@ -307,13 +307,13 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	fn, _ := aggregation.ParseFunc(m.DataType)
+	fn, _ := tc.Func(m.DataType)
 	writeJSON(w, http.StatusOK, tc.ReturnValue{Value: state.Value(fn), Date: time.Unix(0, start).UTC().Format(tc.DateLayout)})
 }
 
 // tcDefinition maps a ThreatConnect metric config to how its values are aggregated.
 func tcDefinition(m tc.MetricConfig) otelmap.Definition {
-	fn, _ := aggregation.ParseFunc(m.DataType)
+	fn, _ := tc.Func(m.DataType)
 	iv, _ := tc.Window(m.Interval)
 	return otelmap.Definition{Aggregation: fn.String(), Interval: iv.String(), Keyed: m.KeyedValues, DeltaSum: fn == aggregation.Sum}
 }

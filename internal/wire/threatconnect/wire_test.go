@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
 )
 
 func TestParseDataDocumentForms(t *testing.T) {
@@ -137,4 +138,62 @@ func BenchmarkParseData(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestVocabulary(t *testing.T) {
+	// The document's lists of dataType and interval values, literally.
+	for _, tc := range []struct {
+		dataType string
+		fn       aggregation.Func
+	}{
+		{"Sum", aggregation.Sum}, {"Count", aggregation.Count}, {"Min", aggregation.Min}, {"Max", aggregation.Max},
+		{"First", aggregation.First}, {"Last", aggregation.Last}, {"Average", aggregation.Average},
+	} {
+		fn, ok := Func(tc.dataType)
+		assert.True(t, ok, tc.dataType)
+		assert.Equal(t, tc.fn, fn, tc.dataType)
+		name, ok := DataType(tc.fn)
+		assert.True(t, ok, tc.dataType)
+		assert.Equal(t, tc.dataType, name)
+	}
+	for _, tc := range []struct {
+		interval string
+		iv       calendar.Interval
+	}{
+		{"Hourly", calendar.Hour}, {"Daily", calendar.Day}, {"Weekly", calendar.Week}, {"Monthly", calendar.Month}, {"Yearly", calendar.Year},
+	} {
+		iv, ok := Window(tc.interval)
+		assert.True(t, ok, tc.interval)
+		assert.Equal(t, tc.iv, iv, tc.interval)
+		name, ok := IntervalOf(tc.iv)
+		assert.True(t, ok, tc.interval)
+		assert.Equal(t, tc.interval, name)
+	}
+	assert.Len(t, DataTypes, len(aggregation.Funcs), "every function has a dataType")
+
+	// Stored definitions hold the canonical spelling (ParseCreate), so
+	// anything else, the bundle's own names included, is not a dataType.
+	for _, bad := range []string{"", "sum", "SUM", "average", "avg", "Median", " Sum"} {
+		_, ok := Func(bad)
+		assert.False(t, ok, bad)
+	}
+	for _, bad := range []string{"", "hourly", "hour", "Hour", "five_minute", "Quarterly"} {
+		_, ok := Window(bad)
+		assert.False(t, ok, bad)
+	}
+	_, ok := IntervalOf(calendar.FiveMinutes)
+	assert.False(t, ok, "ThreatConnect has no 5-minute interval")
+	_, ok = DataType(0)
+	assert.False(t, ok)
+	_, ok = IntervalOf(0)
+	assert.False(t, ok)
+}
+
+func TestParseCreateStoresTheDocumentSpelling(t *testing.T) {
+	m, err := ParseCreate([]byte(`{"name":"n","dataType":"average","interval":"HOURLY"}`))
+	require.NoError(t, err)
+	fn, ok := Func(m.DataType)
+	assert.True(t, ok && fn == aggregation.Average, m.DataType)
+	iv, ok := Window(m.Interval)
+	assert.True(t, ok && iv == calendar.Hour, m.Interval)
 }
