@@ -142,32 +142,16 @@ func BenchmarkParseData(b *testing.B) {
 
 func TestVocabulary(t *testing.T) {
 	// The document's lists of dataType and interval values, literally.
-	for _, tc := range []struct {
-		dataType string
-		fn       aggregation.Func
-	}{
-		{"Sum", aggregation.Sum}, {"Count", aggregation.Count}, {"Min", aggregation.Min}, {"Max", aggregation.Max},
-		{"First", aggregation.First}, {"Last", aggregation.Last}, {"Average", aggregation.Average},
+	for dataType, fn := range map[string]aggregation.Func{
+		"Sum": aggregation.Sum, "Count": aggregation.Count, "Min": aggregation.Min, "Max": aggregation.Max,
+		"First": aggregation.First, "Last": aggregation.Last, "Average": aggregation.Average,
 	} {
-		fn, ok := Func(tc.dataType)
-		assert.True(t, ok, tc.dataType)
-		assert.Equal(t, tc.fn, fn, tc.dataType)
-		name, ok := DataType(tc.fn)
-		assert.True(t, ok, tc.dataType)
-		assert.Equal(t, tc.dataType, name)
+		roundTrip(t, dataType, fn, Func, DataType)
 	}
-	for _, tc := range []struct {
-		interval string
-		iv       calendar.Interval
-	}{
-		{"Hourly", calendar.Hour}, {"Daily", calendar.Day}, {"Weekly", calendar.Week}, {"Monthly", calendar.Month}, {"Yearly", calendar.Year},
+	for interval, iv := range map[string]calendar.Interval{
+		"Hourly": calendar.Hour, "Daily": calendar.Day, "Weekly": calendar.Week, "Monthly": calendar.Month, "Yearly": calendar.Year,
 	} {
-		iv, ok := Window(tc.interval)
-		assert.True(t, ok, tc.interval)
-		assert.Equal(t, tc.iv, iv, tc.interval)
-		name, ok := IntervalOf(tc.iv)
-		assert.True(t, ok, tc.interval)
-		assert.Equal(t, tc.interval, name)
+		roundTrip(t, interval, iv, Window, IntervalOf)
 	}
 	assert.Len(t, DataTypes, len(aggregation.Funcs), "every function has a dataType")
 
@@ -196,4 +180,15 @@ func TestParseCreateStoresTheDocumentSpelling(t *testing.T) {
 	assert.True(t, ok && fn == aggregation.Average, m.DataType)
 	iv, ok := Window(m.Interval)
 	assert.True(t, ok && iv == calendar.Hour, m.Interval)
+}
+
+// roundTrip checks that spelling maps to want and back.
+func roundTrip[T comparable](t *testing.T, spelling string, want T, parse func(string) (T, bool), name func(T) (string, bool)) {
+	t.Helper()
+	got, ok := parse(spelling)
+	assert.True(t, ok, spelling)
+	assert.Equal(t, want, got, spelling)
+	back, ok := name(want)
+	assert.True(t, ok, spelling)
+	assert.Equal(t, spelling, back)
 }
