@@ -267,7 +267,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 	}
 	data := func(v float64, date int64) tcData { return tcData{Name: key, Value: v, Date: tcDate(date)} }
 
-	fn, _ := aggregation.ParseFunc(def.DataType) // stored definitions hold valid dataTypes
+	fn, _ := tc.Func(def.DataType) // stored definitions hold valid dataTypes
 	switch fn {
 	case aggregation.Sum:
 		// Post the difference to the vendor's figure. Without a known figure
@@ -303,7 +303,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 		// forward from the window start, First backward from its last second.
 		// The answer tells whether the post won; if not (state lost in a
 		// restart), step further, doubling, up to the window's bound.
-		first := def.DataType == "First"
+		first := fn == aggregation.First
 		date, step := start, int64(1)
 		if first {
 			date, step = end-1, -1
@@ -314,7 +314,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 		for {
 			if date < start || date >= end {
 				return consumererror.NewPermanent(fmt.Errorf("threatconnect: %s: no date left in the window to make %v the %s figure of %q",
-					p, fig, strings.ToLower(def.DataType), name))
+					p, fig, fn, name))
 			}
 			v, err := t.post(ctx, name, data(fig, date), true)
 			if err != nil {

@@ -243,7 +243,7 @@ func numberValue(dp pmetric.NumberDataPoint) (float64, bool) {
 
 // metricDefinition reads custommetrics.aggregation and custommetrics.interval
 // from the metric's metadata. Known spellings are stored canonically ("avg"
-// becomes "average", "hourly" becomes "hour"); unknown ones as given.
+// becomes "average", "HOUR" becomes "hour"); unknown ones as given.
 func metricDefinition(md pcommon.Map) (agg, interval string) {
 	if v, ok := md.Get(otelmap.MetaAggregation); ok {
 		agg = strings.TrimSpace(v.AsString())

@@ -76,7 +76,7 @@ func TestSplitAttributes(t *testing.T) {
 
 func TestBuildBatch(t *testing.T) {
 	md := metricsOf(resA,
-		dp{metric: "w", attrs: map[string]any{"k": "a", "anomaly.score": 0.1}, start: 10, end: 20, value: 1, aggregation: "AVG", interval: "Daily"},
+		dp{metric: "w", attrs: map[string]any{"k": "a", "anomaly.score": 0.1}, start: 10, end: 20, value: 1, aggregation: "AVG", interval: "DAY"},
 		dp{metric: "w", attrs: map[string]any{"k": "a", "anomaly.score": 0.9}, start: 10, end: 20, value: 2}, // restates the first
 		dp{metric: "w", attrs: map[string]any{"k": "a"}, start: 20, end: 30, value: 3, aggregation: "median", interval: "fortnight"},
 		dp{metric: "p", end: 5, value: 4},
@@ -124,7 +124,7 @@ func TestBuildBatch(t *testing.T) {
 	assert.Equal(t, 5, b.skipped)
 	assert.Equal(t, map[string]int{"invalid_timestamp": 2, "no_value": 3}, b.skippedKinds)
 
-	b2 := buildBatch(metricsOf(resA, dp{metric: "w", start: 10, end: 20, value: 1, aggregation: "AVG", interval: "Daily"}))
+	b2 := buildBatch(metricsOf(resA, dp{metric: "w", start: 10, end: 20, value: 1, aggregation: "AVG", interval: "DAY"}))
 	assert.Equal(t, "average", b2.windows[0].aggregation)
 	assert.Equal(t, "day", b2.windows[0].interval)
 }

@@ -35,7 +35,7 @@ func scenarioWriteReadBack(t *testing.T, s store) {
 	hour := t0.Add(time.Hour)
 	md := metricsOf(resA,
 		dp{metric: "orders", attrs: map[string]any{"region": "eu", "custommetrics.key": "acme"}, start: ns(t0), end: ns(hour),
-			value: 5, aggregation: "sum", interval: "hourly", unit: "{order}"},
+			value: 5, aggregation: "sum", interval: "HOUR", unit: "{order}"},
 		dp{metric: "orders", attrs: map[string]any{"custommetrics.key": "zeta"}, start: ns(t0), end: ns(hour),
 			value: 7, intValue: true, aggregation: "sum", interval: "hour", unit: "{order}", sum: true},
 		dp{metric: "latency", attrs: map[string]any{"custommetrics.key": "acme"}, start: ns(t0), end: ns(hour),

@@ -9,7 +9,7 @@ import (
 // valid so that an unset config field is detectable.
 type Func uint8
 
-// Aggregation functions, named after ThreatConnect's dataType vocabulary.
+// Aggregation functions.
 const (
 	Sum     Func = iota + 1 // sum of values
 	Count                   // number of accepted data points (values are ignored)
@@ -42,9 +42,10 @@ func (f Func) String() string {
 // per-window statistic that must not be added across windows).
 func (f Func) IsSum() bool { return f == Sum || f == Count }
 
-// ParseFunc parses a function name case-insensitively: sum, count, min, max,
-// first, last, average (alias avg). ThreatConnect's "Sum", "Average", ...
-// therefore parse unchanged.
+// ParseFunc parses the bundle's name of a function, as configs and metric
+// metadata write it: sum, count, min, max, first, last, average (alias avg),
+// in any case. Vendors' names map in their wire packages
+// (internal/wire/threatconnect.Func).
 func ParseFunc(s string) (Func, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "sum":

@@ -37,17 +37,19 @@ func TestParseInterval(t *testing.T) {
 		in   string
 		want Interval
 	}{
-		{"5m", FiveMinutes}, {"five_minute", FiveMinutes}, {"FIVE_MINUTES", FiveMinutes},
-		{"hour", Hour}, {"Hourly", Hour}, {"day", Day}, {"Daily", Day},
-		{"week", Week}, {"Weekly", Week}, {"month", Month}, {"Monthly", Month},
-		{"year", Year}, {"Yearly", Year}, {" daily ", Day},
+		{"5m", FiveMinutes}, {"hour", Hour}, {"day", Day}, {"week", Week}, {"month", Month}, {"year", Year},
+		{"HOUR", Hour}, {"5M", FiveMinutes}, {" day ", Day},
 	} {
 		got, err := ParseInterval(tc.in)
 		if err != nil || got != tc.want {
 			t.Errorf("ParseInterval(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "minute", "10m", "quarterly", "hourlyy"} {
+	// Vendors' spellings map in internal/wire/*, and there are no aliases.
+	for _, bad := range []string{"", "minute", "10m", "quarterly", "hourlyy",
+		"Hourly", "Daily", "Weekly", "Monthly", "Yearly", // ThreatConnect
+		"five_minute", "hourly", "daily", // Embrace
+		"5min", "five_minutes", "1h", "1d", "60m", "24h"} {
 		if _, err := ParseInterval(bad); err == nil {
 			t.Errorf("ParseInterval(%q) succeeded", bad)
 		}

@@ -39,26 +39,18 @@ func (iv Interval) String() string {
 	return fmt.Sprintf("Interval(%d)", uint8(iv))
 }
 
-// ParseInterval parses a config or API interval name, case-insensitively.
-// It accepts the canonical names plus the spellings used by ThreatConnect
-// (Hourly, Daily, Weekly, Monthly, Yearly) and Embrace (five_minute,
-// hourly, daily), so payload vocabulary can be passed through unchanged.
+// ParseInterval parses an interval's canonical name (String), as configs and
+// the custommetrics.interval metadata write it, in any case. Vendors'
+// spellings ("Hourly", "five_minute") are not intervals here: they map in
+// their wire packages (internal/wire/threatconnect, internal/wire/embrace).
 func ParseInterval(s string) (Interval, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "5m", "5min", "five_minute", "five_minutes":
-		return FiveMinutes, nil
-	case "hour", "hourly", "1h":
-		return Hour, nil
-	case "day", "daily", "1d":
-		return Day, nil
-	case "week", "weekly":
-		return Week, nil
-	case "month", "monthly":
-		return Month, nil
-	case "year", "yearly":
-		return Year, nil
+	name := strings.ToLower(strings.TrimSpace(s))
+	for _, iv := range Intervals {
+		if intervalNames[iv] == name {
+			return iv, nil
+		}
 	}
-	return 0, fmt.Errorf("calendar: unknown interval %q (want 5m|five_minute|hour|hourly|day|daily|week|weekly|month|monthly|year|yearly)", s)
+	return 0, fmt.Errorf("calendar: unknown interval %q (want %s)", s, strings.Join(intervalNames[1:], "|"))
 }
 
 // MarshalText implements encoding.TextMarshaler; invalid intervals are an

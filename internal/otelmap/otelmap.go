@@ -48,7 +48,7 @@ const (
 // backends do not split series by them.
 const (
 	MetaAggregation = "custommetrics.aggregation" // sum, count, min, max, first, last, average
-	MetaInterval    = "custommetrics.interval"    // five_minute, hour, day, week, month, year
+	MetaInterval    = "custommetrics.interval"    // 5m, hour, day, week, month, year (calendar.Interval.String)
 	MetaKeyed       = "custommetrics.keyed"       // bool
 	// MetaWindow marks the aggregate processor's output: each data point is
 	// the figure of the window [StartTimestamp, Timestamp), which may start

@@ -21,7 +21,7 @@ func TestConfigUnmarshalAndValidate(t *testing.T) {
 		"commit_delay":          "2ms",
 		"restatement_retention": "8760h",
 		"rules": []any{
-			map[string]any{"regexp": `http\..*`, "aggregation": "Average", "intervals": []any{"hourly", "day"}, "attributes": []any{"method"}},
+			map[string]any{"regexp": `http\..*`, "aggregation": "Average", "intervals": []any{"hour", "day"}, "attributes": []any{"method"}},
 			map[string]any{"name": "jobs", "aggregation": "count", "intervals": []any{"5m"}},
 		},
 	}).Unmarshal(cfg))

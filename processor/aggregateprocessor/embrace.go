@@ -150,20 +150,11 @@ func (p *aggProcessor) compileDef(tenant string, cm embrace.CustomMetric) (*embr
 	if cm.Name == "" || cm.Metric == "" || cm.AppID == "" {
 		return nil, fmt.Errorf("name, metric and app_id are required")
 	}
-	d := &embraceDef{tenant: tenant, app: cm.AppID, filter: cm.Filters}
-	grans := cm.TimeGranularity
-	if len(grans) == 0 {
-		grans = []string{embrace.DefaultGranularity}
+	ivs, err := cm.Windows()
+	if err != nil {
+		return nil, err
 	}
-	for _, g := range grans {
-		iv, err := calendar.ParseInterval(g)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(d.ivs, iv) {
-			d.ivs = append(d.ivs, iv)
-		}
-	}
+	d := &embraceDef{tenant: tenant, app: cm.AppID, filter: cm.Filters, ivs: ivs}
 	keys := slices.Clone(cm.GroupBy)
 	d.keep = func(k string) bool { return k != otelmap.AttrWeight && slices.Contains(keys, k) }
 	d.d = p.derivedDesc(tenant, cm.AppID, cm.Name)

@@ -292,7 +292,7 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		a.internalError(w, fmt.Errorf("no aggregate processor reported the window of %q for returnValue; the value itself was accepted", m.Name))
 		return
 	}
-	fn, _ := aggregation.ParseFunc(m.DataType)
+	fn, _ := tc.Func(m.DataType)
 	writeJSON(w, http.StatusOK, tc.ReturnValue{Value: f.State.Value(fn), Date: time.Unix(0, f.Start).UTC().Format(tc.DateLayout)})
 }
 
@@ -301,7 +301,7 @@ const errReturnValueOff = "returnValue is disabled on this collector (threatconn
 
 // tcDefinition maps a ThreatConnect metric config to how its values are aggregated.
 func tcDefinition(m tc.MetricConfig) otelmap.Definition {
-	fn, _ := aggregation.ParseFunc(m.DataType)
+	fn, _ := tc.Func(m.DataType)
 	iv, _ := tc.Window(m.Interval)
 	return otelmap.Definition{Aggregation: fn.String(), Interval: iv.String(), Keyed: m.KeyedValues, DeltaSum: fn == aggregation.Sum}
 }

@@ -14,8 +14,10 @@ import (
 	"io"
 	"math/big"
 	"regexp"
+	"slices"
 	"strings"
 
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/filtertree"
 )
 
@@ -32,6 +34,18 @@ var (
 	DefaultGranularity = GranularityHourly
 )
 
+// windows are the calendar windows of Granularities, in the same order.
+var windows = []calendar.Interval{calendar.FiveMinutes, calendar.Hour, calendar.Day}
+
+// Window returns the calendar window of granularity g, one of Granularities
+// exactly as the API spells it; ok is false for anything else.
+func Window(g string) (iv calendar.Interval, ok bool) {
+	if i := slices.Index(Granularities, g); i >= 0 {
+		return windows[i], true
+	}
+	return 0, false
+}
+
 // CustomMetric is a custom metric definition as the API shows it.
 type CustomMetric struct {
 	CustomMetricID  string            `json:"custom_metric_id"`
@@ -41,6 +55,31 @@ type CustomMetric struct {
 	Filters         filtertree.Filter `json:"filters"`
 	GroupBy         []string          `json:"group_by"`
 	TimeGranularity []string          `json:"time_granularity"`
+}
+
+// Windows returns the calendar windows m is computed in: one per
+// time_granularity, in order, without repeats; DefaultGranularity's when it
+// lists none (the document: "by default hourly is turned on").
+func (m CustomMetric) Windows() ([]calendar.Interval, error) {
+	grans := m.TimeGranularity
+	if len(grans) == 0 {
+		grans = []string{DefaultGranularity}
+	}
+	var ivs []calendar.Interval
+	for _, g := range grans {
+		iv, ok := Window(g)
+		if !ok {
+			return nil, errGranularity(g)
+		}
+		if !slices.Contains(ivs, iv) {
+			ivs = append(ivs, iv)
+		}
+	}
+	return ivs, nil
+}
+
+func errGranularity(g string) error {
+	return fmt.Errorf("time_granularity: %q is not one of %s", g, strings.Join(Granularities, ", "))
 }
 
 // ListResponse is the body of GET .../custom-metrics.
@@ -152,8 +191,8 @@ func ParseCreate(body []byte, appID string, bases []BaseMetric) (CustomMetric, e
 	} else {
 		seen := map[string]bool{}
 		for _, g := range b.TimeGranularity {
-			if !validGranularity(g) {
-				return m, fmt.Errorf("time_granularity: %q is not one of %s", g, strings.Join(Granularities, ", "))
+			if _, ok := Window(g); !ok {
+				return m, errGranularity(g)
 			}
 			if seen[g] {
 				return m, fmt.Errorf("time_granularity: %q is listed twice", g)
@@ -163,15 +202,6 @@ func ParseCreate(body []byte, appID string, bases []BaseMetric) (CustomMetric, e
 		}
 	}
 	return m, nil
-}
-
-func validGranularity(g string) bool {
-	for _, v := range Granularities {
-		if v == g {
-			return true
-		}
-	}
-	return false
 }
 
 const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

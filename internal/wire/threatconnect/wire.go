@@ -32,29 +32,47 @@ var (
 	Intervals = []string{"Hourly", "Daily", "Weekly", "Monthly", "Yearly"}
 )
 
-// windows are the calendar windows of Intervals, in the same order.
-var windows = []calendar.Interval{calendar.Hour, calendar.Day, calendar.Week, calendar.Month, calendar.Year}
+// funcs and windows are the aggregation functions of DataTypes and the
+// calendar windows of Intervals, in the same order: the one place that maps
+// ThreatConnect's spellings to the bundle's own types.
+var (
+	funcs   = []aggregation.Func{aggregation.Sum, aggregation.Count, aggregation.Min, aggregation.Max, aggregation.First, aggregation.Last, aggregation.Average}
+	windows = []calendar.Interval{calendar.Hour, calendar.Day, calendar.Week, calendar.Month, calendar.Year}
+)
 
 // Window returns the calendar window of interval, one of Intervals as a
 // stored MetricConfig spells it; ok is false for anything else.
 func Window(interval string) (iv calendar.Interval, ok bool) {
-	for i, name := range Intervals {
-		if name == interval {
-			return windows[i], true
-		}
-	}
-	return 0, false
+	return pick(Intervals, windows, interval)
 }
 
 // IntervalOf returns ThreatConnect's name of the calendar window iv; ok is
 // false when ThreatConnect has no such interval (5m).
 func IntervalOf(iv calendar.Interval) (name string, ok bool) {
-	for i, w := range windows {
-		if w == iv {
-			return Intervals[i], true
+	return pick(windows, Intervals, iv)
+}
+
+// Func returns the aggregation function of dataType, one of DataTypes as a
+// stored MetricConfig spells it (exactly: ParseCreate stores that spelling);
+// ok is false for anything else.
+func Func(dataType string) (fn aggregation.Func, ok bool) {
+	return pick(DataTypes, funcs, dataType)
+}
+
+// DataType returns ThreatConnect's name of the aggregation function fn; ok
+// is false for an invalid fn.
+func DataType(fn aggregation.Func) (name string, ok bool) {
+	return pick(funcs, DataTypes, fn)
+}
+
+// pick returns the element of to at the index of k in from.
+func pick[K comparable, V any](from []K, to []V, k K) (v V, ok bool) {
+	for i, f := range from {
+		if f == k {
+			return to[i], true
 		}
 	}
-	return "", false
+	return v, false
 }
 
 // Envelope statuses.

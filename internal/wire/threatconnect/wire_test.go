@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
 )
 
 func TestParseDataDocumentForms(t *testing.T) {
@@ -137,4 +138,57 @@ func BenchmarkParseData(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestVocabulary(t *testing.T) {
+	// The document's lists of dataType and interval values, literally.
+	for dataType, fn := range map[string]aggregation.Func{
+		"Sum": aggregation.Sum, "Count": aggregation.Count, "Min": aggregation.Min, "Max": aggregation.Max,
+		"First": aggregation.First, "Last": aggregation.Last, "Average": aggregation.Average,
+	} {
+		roundTrip(t, dataType, fn, Func, DataType)
+	}
+	for interval, iv := range map[string]calendar.Interval{
+		"Hourly": calendar.Hour, "Daily": calendar.Day, "Weekly": calendar.Week, "Monthly": calendar.Month, "Yearly": calendar.Year,
+	} {
+		roundTrip(t, interval, iv, Window, IntervalOf)
+	}
+	assert.Len(t, DataTypes, len(aggregation.Funcs), "every function has a dataType")
+
+	// Stored definitions hold the canonical spelling (ParseCreate), so
+	// anything else, the bundle's own names included, is not a dataType.
+	for _, bad := range []string{"", "sum", "SUM", "average", "avg", "Median", " Sum"} {
+		_, ok := Func(bad)
+		assert.False(t, ok, bad)
+	}
+	for _, bad := range []string{"", "hourly", "hour", "Hour", "five_minute", "Quarterly"} {
+		_, ok := Window(bad)
+		assert.False(t, ok, bad)
+	}
+	_, ok := IntervalOf(calendar.FiveMinutes)
+	assert.False(t, ok, "ThreatConnect has no 5-minute interval")
+	_, ok = DataType(0)
+	assert.False(t, ok)
+	_, ok = IntervalOf(0)
+	assert.False(t, ok)
+}
+
+func TestParseCreateStoresTheDocumentSpelling(t *testing.T) {
+	m, err := ParseCreate([]byte(`{"name":"n","dataType":"average","interval":"HOURLY"}`))
+	require.NoError(t, err)
+	fn, ok := Func(m.DataType)
+	assert.True(t, ok && fn == aggregation.Average, m.DataType)
+	iv, ok := Window(m.Interval)
+	assert.True(t, ok && iv == calendar.Hour, m.Interval)
+}
+
+// roundTrip checks that spelling maps to want and back.
+func roundTrip[T comparable](t *testing.T, spelling string, want T, parse func(string) (T, bool), name func(T) (string, bool)) {
+	t.Helper()
+	got, ok := parse(spelling)
+	assert.True(t, ok, spelling)
+	assert.Equal(t, want, got, spelling)
+	back, ok := name(want)
+	assert.True(t, ok, spelling)
+	assert.Equal(t, spelling, back)
 }
