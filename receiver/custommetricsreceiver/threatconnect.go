@@ -234,7 +234,8 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		writeTCError(w, http.StatusNotFound, tc.MsgNotFound)
 		return
 	}
-	p, err := tc.ParseData(body, m.DataType == "Count")
+	fn, _ := tc.Func(m.DataType)
+	p, err := tc.ParseData(body, fn == aggregation.Count)
 	if err != nil {
 		writeTCError(w, http.StatusBadRequest, err.Error())
 		return
@@ -292,7 +293,6 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		a.internalError(w, fmt.Errorf("no aggregate processor reported the window of %q for returnValue; the value itself was accepted", m.Name))
 		return
 	}
-	fn, _ := tc.Func(m.DataType)
 	writeJSON(w, http.StatusOK, tc.ReturnValue{Value: f.State.Value(fn), Date: time.Unix(0, f.Start).UTC().Format(tc.DateLayout)})
 }
 
