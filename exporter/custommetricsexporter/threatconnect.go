@@ -35,9 +35,12 @@ type tcWindowKey struct {
 	start       int64 // unix seconds
 }
 
-// tcWindowState is what is known of a window's figure at ThreatConnect
-// (kept in the storage extension when one is configured).
-type tcWindowState struct {
+// tcVendorFigure is what is known of a window's figure at ThreatConnect
+// (kept in the storage extension when one is configured). It aggregates no
+// values: the figure itself comes whole from the aggregate processor
+// (internal/windows); this remembers what the vendor already has, so that a
+// restatement is forwarded as the difference the vendor needs.
+type tcVendorFigure struct {
 	Forwarded float64   `json:"forwarded"` // the last figure of ours that the vendor confirmed
 	Known     bool      `json:"known"`     // Forwarded and Vendor are meaningful
 	Vendor    float64   `json:"vendor"`    // the vendor's figure as it last answered (returnValue)
@@ -63,7 +66,7 @@ type tcForwarder struct {
 
 	mu        sync.Mutex // one batch at a time: figures are forwarded as differences
 	defs      map[string]tcDefinition
-	windows   map[tcWindowKey]*tcWindowState
+	windows   map[tcWindowKey]*tcVendorFigure
 	lastPrune time.Time
 }
 
@@ -72,7 +75,7 @@ func newTCForwarder(e *customMetricsExporter, cfg *ThreatConnectConfig) *tcForwa
 		e: e, cfg: cfg,
 		base:    strings.TrimRight(cfg.Endpoint, "/") + strings.TrimRight(cfg.APIPath, "/") + "/v2/customMetrics/",
 		defs:    map[string]tcDefinition{},
-		windows: map[tcWindowKey]*tcWindowState{},
+		windows: map[tcWindowKey]*tcVendorFigure{},
 	}
 }
 
@@ -247,7 +250,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 	}
 	st := t.windows[k]
 	if st == nil {
-		st = &tcWindowState{}
+		st = &tcVendorFigure{}
 		if _, err := t.e.loadState(ctx, k.stateKey(), st); err != nil {
 			return err // retryable: nothing was posted
 		}
