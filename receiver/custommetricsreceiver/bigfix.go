@@ -1,15 +1,11 @@
 package custommetricsreceiver // import "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -18,22 +14,9 @@ import (
 
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/otelmap"
-	"github.com/custommetrics/bundle/internal/wire/number"
+	"github.com/custommetrics/bundle/internal/wire/bigfix"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
 )
-
-// bigFixPlatformTag is reserved for the server's own figures.
-const bigFixPlatformTag = "platform"
-
-// bigFixTimeLayout is the lastChanged format of the document's examples ("12 Jan 2018 12:00").
-const bigFixTimeLayout = "02 Jan 2006 15:04"
-
-// bigFixDocument is a deployment metrics document.
-type bigFixDocument struct {
-	Tag         string          `json:"tag"`
-	Metrics     json.RawMessage `json:"metrics"`
-	LastChanged string          `json:"lastChanged"`
-}
 
 // bigFixAPI serves BigFix's deployment metrics REST API.
 type bigFixAPI struct {
@@ -122,8 +105,8 @@ func (a *bigFixAPI) auth(write bool, next bigFixHandler) http.HandlerFunc {
 	}
 }
 
-func (a *bigFixAPI) documents(ctx context.Context, tenant string) (*definitions.Collection[bigFixDocument], error) {
-	return definitions.CollectionOf[bigFixDocument](ctx, a.r.registry, definitions.KindBigFixDocument, tenant)
+func (a *bigFixAPI) documents(ctx context.Context, tenant string) (*definitions.Collection[bigfix.Document], error) {
+	return definitions.CollectionOf[bigfix.Document](ctx, a.r.registry, definitions.KindBigFixDocument, tenant)
 }
 
 func (a *bigFixAPI) list(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -132,13 +115,13 @@ func (a *bigFixAPI) list(w http.ResponseWriter, r *http.Request, tenant string) 
 		a.internalError(w, err)
 		return
 	}
-	docs := append([]bigFixDocument{a.platform(r.Context(), tenant)}, c.List()...)
+	docs := append([]bigfix.Document{a.platform(r.Context(), tenant)}, c.List()...)
 	writeJSON(w, http.StatusOK, docs)
 }
 
 func (a *bigFixAPI) get(w http.ResponseWriter, r *http.Request, tenant string) {
 	tag := r.PathValue("tag")
-	if tag == bigFixPlatformTag {
+	if tag == bigfix.PlatformTag {
 		writeJSON(w, http.StatusOK, a.platform(r.Context(), tenant))
 		return
 	}
@@ -157,7 +140,7 @@ func (a *bigFixAPI) get(w http.ResponseWriter, r *http.Request, tenant string) {
 
 func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) {
 	tag := r.PathValue("tag")
-	if tag == bigFixPlatformTag {
+	if tag == bigfix.PlatformTag {
 		writeBigFixError(w, http.StatusForbidden, "Forbidden: the platform tag is reserved to the server collected metrics")
 		return
 	}
@@ -169,12 +152,12 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	if !ok {
 		return
 	}
-	metrics, err := bigFixMetrics(body)
+	metrics, err := bigfix.Metrics(body)
 	if err != nil {
 		writeBigFixError(w, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return
 	}
-	leaves, err := numericLeaves(metrics, tag)
+	leaves, err := bigfix.Leaves(metrics, tag)
 	if err != nil {
 		writeBigFixError(w, http.StatusBadRequest, "Bad Request: "+err.Error())
 		return
@@ -192,11 +175,11 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	// The document first, then its values: a document that cannot be stored
 	// refuses the request before anything is counted, and values the
 	// pipeline refuses put the previous document back.
-	var prev bigFixDocument
+	var prev bigfix.Document
 	var existed bool
-	doc, err := c.Put(r.Context(), tag, func(cur bigFixDocument, exists bool) (bigFixDocument, error) {
+	doc, err := c.Put(r.Context(), tag, func(cur bigfix.Document, exists bool) (bigfix.Document, error) {
 		prev, existed = cur, exists
-		return bigFixDocument{Tag: tag, Metrics: metrics, LastChanged: now.Format(bigFixTimeLayout)}, nil
+		return bigfix.Document{Tag: tag, Metrics: metrics, LastChanged: now.Format(bigfix.TimeLayout)}, nil
 	})
 	if err != nil {
 		a.internalError(w, err)
@@ -205,13 +188,13 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	batch := otelmap.NewBatch(apiBigFix, tenant, a.r.settings.BuildInfo.Version)
 	ts := pcommon.NewTimestampFromTime(now)
 	for _, leaf := range leaves {
-		batch.Add(leaf.name, "", bigFixDefinition, otelmap.Value{Key: strconv.Itoa(leaf.member), Value: leaf.value, Time: ts})
+		batch.Add(leaf.Name, "", bigFixDefinition, otelmap.Value{Key: strconv.Itoa(leaf.Member), Value: leaf.Value, Time: ts})
 	}
 	if md, n := batch.Metrics(); n > 0 {
 		if err := a.r.consume(r.Context(), apiBigFix, md, n); err != nil {
 			var undoErr error
 			if existed {
-				_, undoErr = c.Put(r.Context(), tag, func(bigFixDocument, bool) (bigFixDocument, error) { return prev, nil })
+				_, undoErr = c.Put(r.Context(), tag, func(bigfix.Document, bool) (bigfix.Document, error) { return prev, nil })
 			} else {
 				_, undoErr = c.Delete(r.Context(), tag)
 			}
@@ -231,105 +214,26 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 
 // checkLeaves applies the limits to the values a body produces: their number,
 // and their metric names ("<tag>.<JSON path>", so object keys count too).
-func (a *bigFixAPI) checkLeaves(leaves []leaf) *limitError {
+func (a *bigFixAPI) checkLeaves(leaves []bigfix.Leaf) *limitError {
 	limits := a.r.cfg.Limits
 	if le := limits.points(len(leaves)); le != nil {
 		return le
 	}
 	for _, l := range leaves {
-		if le := limits.name("metric name (tag and JSON path)", l.name); le != nil {
+		if le := limits.name("metric name (tag and JSON path)", l.Name); le != nil {
 			return le
 		}
 	}
 	return nil
 }
 
-// bigFixMetrics turns a body into the metrics field: "a collection of metric".
-// Any JSON is accepted, as documented; an array is kept as the collection and
-// anything else becomes its only member.
-func bigFixMetrics(body []byte) (json.RawMessage, error) {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return nil, errors.New("the body must be JSON")
-	}
-	if !json.Valid(trimmed) {
-		return nil, errors.New("the body is not valid JSON")
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, trimmed); err != nil {
-		return nil, err
-	}
-	if trimmed[0] == '[' {
-		return compact.Bytes(), nil
-	}
-	return json.RawMessage("[" + compact.String() + "]"), nil
-}
-
-type leaf struct {
-	name   string
-	member int // index of the collection member the value is in
-	value  float64
-}
-
 // bigFixDefinition: a BigFix value is keyed by its collection member, so
 // that a metric's name does not change when a tag gains members.
 var bigFixDefinition = otelmap.Definition{Keyed: true}
 
-// numericLeaves lists every numeric leaf (numbers and numeric strings) of the
-// metrics collection as metric "<tag>.<path>", where the path joins object
-// keys and array indexes within the member with dots, keyed by the member's
-// index in the collection (custommetrics.key "0", "1", ...). A name is the
-// same whether the collection has one member or many: a dashboard of
-// "<tag>.<path>" keeps working when a second deployment appears.
-// A JSON number beyond ±1.8e308 is an error; a string that is not a number
-// in JSON's grammar (internal/wire/number) is text, not a metric.
-func numericLeaves(metrics json.RawMessage, tag string) ([]leaf, error) {
-	var root []any
-	dec := json.NewDecoder(bytes.NewReader(metrics))
-	dec.UseNumber()
-	if err := dec.Decode(&root); err != nil {
-		return nil, err
-	}
-	var out []leaf
-	var bad error
-	var walk func(member int, prefix string, v any)
-	walk = func(member int, prefix string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			keys := make([]string, 0, len(x))
-			for k := range x {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				walk(member, prefix+"."+k, x[k])
-			}
-		case []any:
-			for i, e := range x {
-				walk(member, prefix+"."+strconv.Itoa(i), e)
-			}
-		case json.Number:
-			f, err := number.Parse(x.String())
-			if err != nil {
-				bad = fmt.Errorf("%s: %w", prefix, err)
-				return
-			}
-			out = append(out, leaf{prefix, member, f})
-		case string:
-			if f, err := number.Parse(x); err == nil {
-				out = append(out, leaf{prefix, member, f})
-			}
-		}
-	}
-	for i, m := range root {
-		walk(i, tag, m)
-	}
-	return out, bad
-}
-
 // platform answers the reserved tag with the collector's own figures, as far
 // as they concern tenant: its definitions and its values (uptime is shared).
-func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument {
+func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigfix.Document {
 	figures := map[string]string{
 		"uptime_seconds": strconv.FormatInt(int64(a.now().Sub(a.r.started).Seconds()), 10),
 	}
@@ -346,7 +250,7 @@ func (a *bigFixAPI) platform(ctx context.Context, tenant string) bigFixDocument 
 		figures["values_refused_"+api] = strconv.FormatInt(refused[api], 10)
 	}
 	raw, _ := json.Marshal([]map[string]string{figures})
-	return bigFixDocument{Tag: bigFixPlatformTag, Metrics: raw, LastChanged: a.now().UTC().Format(bigFixTimeLayout)}
+	return bigfix.Document{Tag: bigfix.PlatformTag, Metrics: raw, LastChanged: a.now().UTC().Format(bigfix.TimeLayout)}
 }
 
 func (a *bigFixAPI) internalError(w http.ResponseWriter, err error) {

@@ -1,12 +1,9 @@
 package custommetricsreceiver // import "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
-	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,18 +13,7 @@ import (
 
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/wire/isodate"
-	"github.com/custommetrics/bundle/internal/wire/number"
-)
-
-// Sleuth's documented answers (plain text).
-const (
-	sleuthOK           = "Success"
-	sleuthBadValue     = "Bad Request - impact value must be a number"
-	sleuthBadDate      = "Bad Request - date must be in ISO-8601 format"
-	sleuthDateRange    = "Bad Request - date must be between 1700-01-01 and 2199-12-31"
-	sleuthBadBody      = "Bad Request - body must be a JSON object or form data"
-	sleuthUnauthorized = "Unauthorized"
-	sleuthNotFound     = "MetricImpactSource Not Found"
+	"github.com/custommetrics/bundle/internal/wire/sleuth"
 )
 
 // sleuthAPI serves Sleuth's custom metric impact registration.
@@ -61,72 +47,38 @@ func writeSleuthError(w http.ResponseWriter, status int, msg string) {
 	_, _ = w.Write([]byte(msg))
 }
 
-type sleuthBody struct {
-	Value  json.RawMessage `json:"value"`
-	APIKey *string         `json:"api_key"`
-	Date   *string         `json:"date"`
-}
-
-// parseSleuthBody reads a JSON body, or a form body as Sleuth's older
-// documentation declares the parameters (form data).
-func parseSleuthBody(contentType string, body []byte) (sleuthBody, error) {
-	var req sleuthBody
-	mt, _, _ := mime.ParseMediaType(contentType)
-	if mt != "application/x-www-form-urlencoded" {
-		err := json.Unmarshal(body, &req)
-		return req, err
-	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return req, err
-	}
-	if form.Has("value") {
-		raw, _ := json.Marshal(form.Get("value"))
-		req.Value = raw
-	}
-	if form.Has("api_key") {
-		k := form.Get("api_key")
-		req.APIKey = &k
-	}
-	if form.Has("date") {
-		d := form.Get("date")
-		req.Date = &d
-	}
-	return req, nil
-}
-
 func (a *sleuthAPI) registerImpact(w http.ResponseWriter, r *http.Request) {
 	body, ok := readBody(w, r, writeSleuthError)
 	if !ok {
 		return
 	}
-	req, err := parseSleuthBody(r.Header.Get("Content-Type"), body)
+	req, err := sleuth.ParseBody(r.Header.Get("Content-Type"), body)
 	if err != nil {
-		writeSleuthError(w, http.StatusBadRequest, sleuthBadBody)
+		writeSleuthError(w, http.StatusBadRequest, sleuth.BadBody)
 		return
 	}
 	tenant, ok := a.authenticate(r, req.APIKey)
 	if !ok {
-		writeSleuthError(w, http.StatusUnauthorized, sleuthUnauthorized)
+		writeSleuthError(w, http.StatusUnauthorized, sleuth.Unauthorized)
 		return
 	}
 	id, perr := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	src, known := a.sources[id]
 	if perr != nil || !known || src.Tenant != tenant {
-		writeSleuthError(w, http.StatusNotFound, sleuthNotFound)
+		writeSleuthError(w, http.StatusNotFound, sleuth.NotFound)
 		return
 	}
-	value, ok := sleuthNumber(req.Value)
+	value, ok := sleuth.Number(req.Value)
 	if !ok {
-		writeSleuthError(w, http.StatusBadRequest, sleuthBadValue)
+		writeSleuthError(w, http.StatusBadRequest, sleuth.BadValue)
 		return
 	}
 	at := a.now()
 	if req.Date != nil && *req.Date != "" {
 		if at, err = isodate.Parse(*req.Date); err != nil {
-			msg := sleuthBadDate
+			msg := sleuth.BadDate
 			if errors.Is(err, isodate.ErrRange) {
-				msg = sleuthDateRange
+				msg = sleuth.DateRange
 			}
 			writeSleuthError(w, http.StatusBadRequest, msg)
 			return
@@ -135,7 +87,7 @@ func (a *sleuthAPI) registerImpact(w http.ResponseWriter, r *http.Request) {
 	if wait := a.reserve(id); wait > 0 {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		writeSleuthError(w, http.StatusTooManyRequests, "You may only register a custom metric once every "+strconv.Itoa(int(a.cfg.MinInterval.Seconds()))+" seconds")
+		writeSleuthError(w, http.StatusTooManyRequests, sleuth.TooFrequent(int(a.cfg.MinInterval.Seconds())))
 		return
 	}
 
@@ -151,7 +103,7 @@ func (a *sleuthAPI) registerImpact(w http.ResponseWriter, r *http.Request) {
 		writeSleuthError(w, status, msg)
 		return
 	}
-	writeSleuthError(w, http.StatusOK, sleuthOK)
+	writeSleuthError(w, http.StatusOK, sleuth.Success)
 }
 
 // reserve claims the impact source's registration slot; it returns how long to
@@ -203,10 +155,4 @@ func (a *sleuthAPI) authenticate(r *http.Request, bodyKey *string) (tenant strin
 		}
 	}
 	return tenant, ok
-}
-
-// sleuthNumber reads a float given as a JSON number or a numeric string, strictly (internal/wire/number).
-func sleuthNumber(raw json.RawMessage) (float64, bool) {
-	v, err := number.ParseJSON(raw)
-	return v, err == nil
 }
