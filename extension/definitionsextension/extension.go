@@ -84,8 +84,10 @@ func (e *definitionsExtension) startShared(ctx context.Context, opts []definitio
 }
 
 func (e *definitionsExtension) Shutdown(ctx context.Context) error {
-	if e.shared != nil {
+	if e.registry != nil {
 		e.registry.Close()
+	}
+	if e.shared != nil {
 		e.shared.Close()
 		e.pool.Close()
 	}

@@ -84,6 +84,10 @@ type entry[T any] struct {
 	seq  uint64
 	item T
 	dead bool
+	// writing, while a replacement of item is being committed outside the
+	// collection's lock (see put), is closed when that commit ends: other
+	// changes of the entry wait for it, so they apply in order.
+	writing chan struct{}
 }
 
 // Collection is an ordered set of definitions of one kind for one tenant.
@@ -248,10 +252,18 @@ func (c *Collection[T]) Put(ctx context.Context, key string, update func(cur T, 
 }
 
 func (c *Collection[T]) put(ctx context.Context, key string, update func(cur T, exists bool) (T, error)) (T, error) {
+	var zero T
 	c.mu.Lock()
+	e, exists, err := c.settled(ctx, key)
+	if err != nil {
+		return zero, err // settled released the lock
+	}
+	if exists && c.reg.commits != nil {
+		c.mu.Unlock()
+		return c.replace(ctx, e, update)
+	}
 	defer c.mu.Unlock()
-	var zero, cur T
-	e, exists := c.index[key]
+	var cur T
 	if exists {
 		cur = e.item
 	}
@@ -281,6 +293,67 @@ func (c *Collection[T]) put(ctx context.Context, key string, update func(cur T, 
 		return zero, err
 	}
 	if err := c.insert(ctx, u, key, item); err != nil {
+		return zero, err
+	}
+	return item, nil
+}
+
+// settled returns the entry under key once no replacement of it is being
+// committed. Caller holds c.mu; on error it is released.
+func (c *Collection[T]) settled(ctx context.Context, key string) (*entry[T], bool, error) {
+	for {
+		e, ok := c.index[key]
+		if !ok || e.writing == nil {
+			return e, ok, nil
+		}
+		ch := e.writing
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		c.mu.Lock()
+	}
+}
+
+// replace replaces an existing definition through the registry's group
+// commit: concurrent replacements of different definitions (a BigFix
+// document per tag and post) share one storage transaction instead of
+// taking turns under the collection's lock. The entry is marked writing
+// meanwhile, so that later changes of it wait and apply in order; readers
+// see the old definition until the new one is stored.
+func (c *Collection[T]) replace(ctx context.Context, e *entry[T], update func(cur T, exists bool) (T, error)) (T, error) {
+	var zero T
+	c.mu.Lock()
+	if e.dead || e.writing != nil { // changed while the lock was free: start over
+		c.mu.Unlock()
+		return c.put(ctx, e.key, update)
+	}
+	item, err := update(e.item, true)
+	if err != nil {
+		c.mu.Unlock()
+		return zero, err
+	}
+	raw, err := json.Marshal(record[T]{Key: e.key, Item: item})
+	if err != nil {
+		c.mu.Unlock()
+		return zero, fmt.Errorf("definitions: encoding a %s definition: %w", c.kind, err)
+	}
+	done := make(chan struct{})
+	e.writing = done
+	c.mu.Unlock()
+
+	err = c.reg.commit(ctx, "replacing a "+string(c.kind)+" definition", storage.SetOperation(itemKey(c.kind, c.tenant, e.seq), raw))
+	c.mu.Lock()
+	if err == nil {
+		e.item = item
+		c.reg.version.Add(1)
+	}
+	e.writing = nil
+	close(done)
+	c.mu.Unlock()
+	if err != nil {
 		return zero, err
 	}
 	return item, nil
@@ -326,10 +399,13 @@ func (c *Collection[T]) Delete(ctx context.Context, key string) (T, error) {
 }
 
 func (c *Collection[T]) delete(ctx context.Context, key string) (T, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var zero T
-	e, ok := c.index[key]
+	c.mu.Lock()
+	e, ok, err := c.settled(ctx, key)
+	if err != nil {
+		return zero, err
+	}
+	defer c.mu.Unlock()
 	if !ok {
 		return zero, ErrNotFound
 	}

@@ -20,6 +20,9 @@ type Registry struct {
 	backend      Backend
 	shared       SharedBackend                        // backend, when several collectors share it; nil otherwise
 	versionReads *groupcommit.Committer[*versionRead] // with shared: see readVersions
+	// commits group-commits replacements of definitions (without shared:
+	// a shared backend's changes are transactions of their own).
+	commits      *groupcommit.Committer[*storage.Operation]
 	maxPerTenant int
 	logger       *zap.Logger
 
@@ -55,7 +58,9 @@ func NewRegistry(backend Backend, opts ...Option) *Registry {
 	for _, o := range opts {
 		o(r)
 	}
-	if s, ok := backend.(SharedBackend); ok {
+	if s, ok := backend.(SharedBackend); !ok {
+		r.commits = groupcommit.New(r.write, 0)
+	} else {
 		r.shared = s
 		r.versionReads = groupcommit.New(r.readVersions, 0)
 		// Other collectors' changes move Version too, so that derived state
@@ -151,6 +156,34 @@ type Provider interface {
 func (r *Registry) Version() uint64 { return r.version.Load() }
 
 // batch applies ops in one storage transaction of b.
+// Close stops what the registry runs in the background (group commits,
+// the shared backend's version reads), writing what is queued; the
+// registry must not be used after.
+func (r *Registry) Close() {
+	if r.commits != nil {
+		r.commits.Close()
+	}
+	if r.versionReads != nil {
+		r.versionReads.Close()
+	}
+}
+
+// write writes the operations of one commit round in one storage batch
+// (groupcommit.Write).
+func (r *Registry) write(ops []*storage.Operation) error {
+	return r.backend.Batch(context.Background(), ops...)
+}
+
+// commit writes op in the next commit round and returns once it is stored.
+// It waits for the round even when ctx ends: the caller's answer must say
+// whether the change was stored.
+func (r *Registry) commit(ctx context.Context, what string, op *storage.Operation) error {
+	if err := r.commits.Wait(context.WithoutCancel(ctx), r.commits.Add(op)); err != nil {
+		return r.unavailable(what, err)
+	}
+	return nil
+}
+
 func (r *Registry) batch(ctx context.Context, b Backend, op string, ops ...*storage.Operation) error {
 	if err := b.Batch(ctx, ops...); err != nil {
 		return r.unavailable(op, err)

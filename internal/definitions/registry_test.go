@@ -3,8 +3,10 @@ package definitions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -174,4 +176,118 @@ func TestListAllAcrossTenantsAndVersion(t *testing.T) {
 	tenants, err = r3.Tenants(ctx, KindEmbraceMetric)
 	require.NoError(t, err)
 	assert.Empty(t, tenants)
+}
+
+// slowBackend counts write batches, each taking a while as a disk's would.
+type slowBackend struct {
+	MemoryBackend
+	mu      sync.Mutex
+	batches int
+}
+
+func (s *slowBackend) Batch(ctx context.Context, ops ...*storage.Operation) error {
+	for _, op := range ops {
+		if op.Type != storage.Get {
+			time.Sleep(2 * time.Millisecond)
+			s.mu.Lock()
+			s.batches++
+			s.mu.Unlock()
+			break
+		}
+	}
+	return s.MemoryBackend.Batch(ctx, ops...)
+}
+
+// TestConcurrentReplacementsShareWrites: replacements of different
+// definitions (BigFix documents of different tags) are group-committed, and
+// each is stored; a reload finds every last replacement.
+func TestConcurrentReplacementsShareWrites(t *testing.T) {
+	ctx := context.Background()
+	backend := &slowBackend{}
+	r := NewRegistry(backend)
+	defer r.Close()
+	c, err := CollectionOf[item](ctx, r, KindBigFixDocument, "")
+	require.NoError(t, err)
+	const keys, rounds = 16, 5
+	for k := range keys {
+		_, err := createItem(ctx, c, fmt.Sprintf("k%d", k))
+		require.NoError(t, err)
+	}
+	backend.mu.Lock()
+	backend.batches = 0
+	backend.mu.Unlock()
+	var wg sync.WaitGroup
+	for k := range keys {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				_, err := c.Put(ctx, fmt.Sprintf("k%d", k), func(cur item, exists bool) (item, error) {
+					assert.True(t, exists)
+					cur.ID = int64(100*k + i)
+					return cur, nil
+				})
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	backend.mu.Lock()
+	batches := backend.batches
+	backend.mu.Unlock()
+	t.Logf("%d replacements in %d storage batches", keys*rounds, batches)
+	assert.Less(t, batches, keys*rounds, "replacements share storage batches")
+
+	reloaded, err := CollectionOf[item](ctx, NewRegistry(backend), KindBigFixDocument, "")
+	require.NoError(t, err)
+	for k := range keys {
+		got, ok := reloaded.Get(fmt.Sprintf("k%d", k))
+		require.True(t, ok)
+		assert.Equal(t, int64(100*k+rounds-1), got.ID, "the last replacement is stored")
+		mem, _ := c.Get(fmt.Sprintf("k%d", k))
+		assert.Equal(t, got, mem, "memory and storage agree")
+	}
+}
+
+// TestDeleteWaitsForReplacement: a delete that comes while a replacement of
+// the same definition is being stored applies after it, so the definition
+// stays deleted in memory and in storage.
+func TestDeleteWaitsForReplacement(t *testing.T) {
+	ctx := context.Background()
+	backend := &slowBackend{}
+	r := NewRegistry(backend)
+	defer r.Close()
+	c, err := CollectionOf[item](ctx, r, KindBigFixDocument, "")
+	require.NoError(t, err)
+	_, err = createItem(ctx, c, "a")
+	require.NoError(t, err)
+	for range 20 {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := c.Put(ctx, "a", func(cur item, _ bool) (item, error) { cur.ID++; return cur, nil })
+			assert.NoError(t, err)
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := c.Delete(ctx, "a")
+			assert.NoError(t, err)
+		}()
+		wg.Wait()
+		// Whichever came first, the other applied after it: either the
+		// put recreated "a" after the delete, or the delete removed it.
+		mem, inMem := c.Get("a")
+		reloaded, err := CollectionOf[item](ctx, NewRegistry(backend), KindBigFixDocument, "")
+		require.NoError(t, err)
+		stored, inStore := reloaded.Get("a")
+		require.Equal(t, inMem, inStore, "memory and storage agree on whether it exists")
+		if inMem {
+			assert.Equal(t, mem, stored)
+			_, err := c.Delete(ctx, "a")
+			require.NoError(t, err)
+		}
+		_, err = createItem(ctx, c, "a")
+		require.NoError(t, err)
+	}
 }

@@ -71,14 +71,6 @@ func (r *Registry) sharedVersion(ctx context.Context, key string) (uint64, error
 	return rd.v, nil
 }
 
-// Close stops what the registry runs in the background (the shared
-// backend's version reads); the registry must not be used after.
-func (r *Registry) Close() {
-	if r.versionReads != nil {
-		r.versionReads.Close()
-	}
-}
-
 // changeError marks an error of the change itself (ErrExists, ErrQuota, a
 // builder's error), which inTx returns as it is.
 type changeError struct{ err error }
