@@ -184,6 +184,10 @@ func (b *Batch) Release() {
 	b.points = 0
 	clear(b.changed)
 	b.changed = b.changed[:0]
+	clear(b.kvs)
+	b.undo = b.undo[:0]
+	// The caller's pdata must not outlive its call in the pool.
+	b.rm, b.sm = pmetric.ResourceMetrics{}, pmetric.ScopeMetrics{}
 	b.s.batches.Put(b)
 }
 
@@ -193,6 +197,10 @@ func (b *Batch) Point() int32 { b.points++; return b.points - 1 }
 
 // Points returns how many points the batch started.
 func (b *Batch) Points() int { return int(b.points) }
+
+// Values returns how many (point, window) pairs the batch resolved: a point
+// counts once per interval and per derived metric it feeds.
+func (b *Batch) Values() int { return len(b.refs) }
 
 // Empty reports whether no value of the batch resolved to a window.
 func (b *Batch) Empty() bool { return len(b.refs) == 0 }
@@ -240,6 +248,8 @@ func (b *Batch) resolve(d *Desc, key []byte, iv calendar.Interval, start, end in
 		return nil
 	}
 	closed := end+int64(s.cfg.AllowedLateness) <= b.nowNs
+	// evictedBefore only rises in Evict, which a Set caching identities
+	// for a shared store never calls (EvictCache does not raise it).
 	if s.store == nil && closed && end <= s.evictedBefore.Load() {
 		return consumererror.NewPermanent(fmt.Errorf(
 			"aggregate processor: a value at %s falls in the closed %s window ending %s, whose figure was evicted from memory "+

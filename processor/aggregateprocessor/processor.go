@@ -3,7 +3,6 @@ package aggregateprocessor // import "github.com/custommetrics/bundle/processor/
 import (
 	"context"
 	"errors"
-	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -126,7 +125,7 @@ func (p *aggProcessor) Start(ctx context.Context, host component.Host) error {
 		p.health = &health{host: host}
 		if err := p.windows.Open(ctx, client.(windows.Store)); err != nil {
 			_ = client.Close(ctx)
-			return fmt.Errorf("aggregate processor: %w", err)
+			return err
 		}
 		p.client = client
 	}
@@ -290,7 +289,7 @@ func (p *aggProcessor) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) e
 			return err
 		}
 	}
-	p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(b.Points()))
+	p.tel.ProcessorAggregatePointsAggregated.Add(ctx, int64(b.Values()))
 	return nil
 }
 

@@ -11,16 +11,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/windows"
+	"github.com/custommetrics/bundle/processor/aggregateprocessor/internal/metadatatest"
 )
 
 func sumBatch(name string, ts time.Time, keys ...string) pmetric.Metrics {
@@ -280,4 +285,22 @@ func TestPinsBalanced(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestPointsAggregatedCountsWindows: points_aggregated counts a point once
+// per window it is added to (one per interval), as documented.
+func TestPointsAggregatedCountsWindows(t *testing.T) {
+	tt := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tt.Shutdown(context.Background())) })
+	cfg := defaultCfg()
+	cfg.Rules = []Rule{{Name: "m", Aggregation: aggregation.Sum, Intervals: []calendar.Interval{calendar.Hour, calendar.Day}}}
+	p, err := newProcessor(metadatatest.NewSettings(tt), cfg, new(consumertest.MetricsSink))
+	require.NoError(t, err)
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	p.now = (&clock{t: at}).now
+	md := sumBatch("m", at, "a", "b", "c")
+	md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Metadata().Clear() // the rule applies
+	require.NoError(t, p.ConsumeMetrics(context.Background(), md))
+	metadatatest.AssertEqualProcessorAggregatePointsAggregated(t, tt,
+		[]metricdata.DataPoint[int64]{{Value: 6}}, metricdatatest.IgnoreTimestamp())
 }
