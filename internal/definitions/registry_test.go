@@ -198,16 +198,22 @@ func (s *slowBackend) Batch(ctx context.Context, ops ...*storage.Operation) erro
 	return s.MemoryBackend.Batch(ctx, ops...)
 }
 
+// slowCollection returns a slow backend and a collection of a registry on it.
+func slowCollection(t *testing.T) (*slowBackend, *Collection[item]) {
+	backend := &slowBackend{}
+	r := NewRegistry(backend)
+	t.Cleanup(r.Close)
+	c, err := CollectionOf[item](context.Background(), r, KindBigFixDocument, "")
+	require.NoError(t, err)
+	return backend, c
+}
+
 // TestConcurrentReplacementsShareWrites: replacements of different
 // definitions (BigFix documents of different tags) are group-committed, and
 // each is stored; a reload finds every last replacement.
 func TestConcurrentReplacementsShareWrites(t *testing.T) {
 	ctx := context.Background()
-	backend := &slowBackend{}
-	r := NewRegistry(backend)
-	defer r.Close()
-	c, err := CollectionOf[item](ctx, r, KindBigFixDocument, "")
-	require.NoError(t, err)
+	backend, c := slowCollection(t)
 	const keys, rounds = 16, 5
 	for k := range keys {
 		_, err := createItem(ctx, c, fmt.Sprintf("k%d", k))
@@ -254,12 +260,8 @@ func TestConcurrentReplacementsShareWrites(t *testing.T) {
 // stays deleted in memory and in storage.
 func TestDeleteWaitsForReplacement(t *testing.T) {
 	ctx := context.Background()
-	backend := &slowBackend{}
-	r := NewRegistry(backend)
-	defer r.Close()
-	c, err := CollectionOf[item](ctx, r, KindBigFixDocument, "")
-	require.NoError(t, err)
-	_, err = createItem(ctx, c, "a")
+	backend, c := slowCollection(t)
+	_, err := createItem(ctx, c, "a")
 	require.NoError(t, err)
 	for range 20 {
 		var wg sync.WaitGroup
