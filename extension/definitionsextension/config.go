@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/custommetrics/bundle/internal/pgdb"
 )
@@ -31,14 +30,7 @@ type Config struct {
 }
 
 // PostgresConfig names the shared database.
-type PostgresConfig struct {
-	// DSN is the database's URL, e.g. postgres://user:password@host:5432/db
-	// (or a libpq key=value string). The extension creates its tables.
-	DSN configopaque.String `mapstructure:"dsn"`
-
-	// prevent unkeyed literal initialization
-	_ struct{}
-}
+type PostgresConfig = pgdb.Config
 
 // Validate checks the extension configuration.
 func (cfg *Config) Validate() error {

@@ -9,7 +9,19 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/collector/config/configopaque"
 )
+
+// Config is a component's `postgres` section: the database that cluster
+// mode shares. The components name it PostgresConfig (an alias).
+type Config struct {
+	// DSN is the database's URL, e.g. postgres://user:password@host:5432/db
+	// (or a libpq key=value string). The component creates its tables.
+	DSN configopaque.String `mapstructure:"dsn"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
 
 // ErrDSN says that a DSN does not parse. pgx's own message may quote the
 // DSN, password included, so it is not passed on.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/custommetrics/bundle/internal/calendar"
@@ -73,14 +72,7 @@ type Config struct {
 }
 
 // PostgresConfig names the database of the shared window states.
-type PostgresConfig struct {
-	// DSN is the database's URL, e.g. postgres://user:password@host:5432/db
-	// (or a libpq key=value string). The processor creates its table.
-	DSN configopaque.String `mapstructure:"dsn"`
-
-	// prevent unkeyed literal initialization
-	_ struct{}
-}
+type PostgresConfig = pgdb.Config
 
 // EmbraceConfig says how Embrace derived-metric definitions meet the data.
 type EmbraceConfig struct {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/custommetrics/bundle/internal/pgdb"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
@@ -132,14 +131,7 @@ func (cfg *Config) detectorConfig() (detector.Config, error) {
 
 // Validate checks the processor configuration.
 // PostgresConfig names the database of the shared detector states.
-type PostgresConfig struct {
-	// DSN is the database's URL, e.g. postgres://user:password@host:5432/db
-	// (or a libpq key=value string). The processor creates its table.
-	DSN configopaque.String `mapstructure:"dsn"`
-
-	// prevent unkeyed literal initialization
-	_ struct{}
-}
+type PostgresConfig = pgdb.Config
 
 func (cfg *Config) Validate() error {
 	var errs []error
