@@ -228,12 +228,5 @@ func eventValue(m ld.Metric, e ld.Event) (float64, bool) {
 // Aggregating matters beyond the figure: raw points of one series with the
 // same millisecond timestamp would collapse into one in storage.
 func ldDefinition(m ld.Metric, iv calendar.Interval) otelmap.Definition {
-	if m.Numeric() {
-		agg := ld.AggregationAverage
-		if m.UnitAggregationType != nil {
-			agg = *m.UnitAggregationType
-		}
-		return otelmap.Definition{Aggregation: agg, Interval: iv.String()}
-	}
-	return otelmap.Definition{Aggregation: "sum", Interval: iv.String(), DeltaSum: true}
+	return otelmap.Definition{Aggregation: m.Func().String(), Interval: iv.String(), DeltaSum: !m.Numeric()}
 }

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/custommetrics/bundle/internal/aggregation"
 )
 
 // Metric kinds.
@@ -96,6 +98,16 @@ type Metric struct {
 // Numeric reports whether values of the metric are numbers (custom numeric metrics).
 func (m Metric) Numeric() bool {
 	return m.Kind == KindCustom && m.IsNumeric != nil && *m.IsNumeric
+}
+
+// Func is how a metric's values add up in a window: a numeric metric by its
+// unitAggregationType (average unless "sum"); conversions, page views and
+// clicks are counted, as sums of 1.
+func (m Metric) Func() aggregation.Func {
+	if m.Numeric() && (m.UnitAggregationType == nil || *m.UnitAggregationType != AggregationSum) {
+		return aggregation.Average
+	}
+	return aggregation.Sum
 }
 
 // Active reports whether a pageview or click metric records events (isActive, default true).

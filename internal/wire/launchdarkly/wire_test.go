@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/custommetrics/bundle/internal/aggregation"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -99,5 +100,24 @@ func TestEventDatesInRange(t *testing.T) {
 	for _, d := range []string{`-1`, `7258118400000`, `1e15`, `253402300799000`} {
 		_, err := ParseEvents([]byte(`[{"kind":"custom","key":"k","creationDate":` + d + `}]`))
 		assert.ErrorContains(t, err, "creationDate is out of range", d)
+	}
+}
+
+// TestMetricFunc: numeric metrics aggregate by unitAggregationType (average
+// when absent), the other kinds count their events.
+func TestMetricFunc(t *testing.T) {
+	yes, sum, avg := true, AggregationSum, AggregationAverage
+	for _, tc := range []struct {
+		m    Metric
+		want aggregation.Func
+	}{
+		{Metric{Fields: Fields{Kind: KindCustom, IsNumeric: &yes}}, aggregation.Average},
+		{Metric{Fields: Fields{Kind: KindCustom, IsNumeric: &yes, UnitAggregationType: &avg}}, aggregation.Average},
+		{Metric{Fields: Fields{Kind: KindCustom, IsNumeric: &yes, UnitAggregationType: &sum}}, aggregation.Sum},
+		{Metric{Fields: Fields{Kind: KindCustom}}, aggregation.Sum},
+		{Metric{Fields: Fields{Kind: KindPageview}}, aggregation.Sum},
+		{Metric{Fields: Fields{Kind: KindClick, UnitAggregationType: &avg}}, aggregation.Sum},
+	} {
+		assert.Equal(t, tc.want, tc.m.Func(), "%+v", tc.m)
 	}
 }
