@@ -114,9 +114,6 @@ func (s *Set) Len() int64 { return s.inMem.Load() }
 // are refused.
 func (s *Set) EvictedBefore() int64 { return s.evictedBefore.Load() }
 
-// Durable reports whether the Set commits to storage.
-func (s *Set) Durable() bool { return s.store != nil }
-
 func (s *Set) hash(b []byte) uint64 { return maphash.Bytes(s.seed, b) }
 
 // nextSeqs reserves n arrival sequences and returns the one before them.

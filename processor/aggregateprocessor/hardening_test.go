@@ -78,7 +78,7 @@ func TestNonFiniteFigureIsRefused(t *testing.T) {
 		}
 		require.NoError(t, p.ConsumeMetrics(ctx, valueBatch("s", "sum", at, 0, "", 1e308)))
 		err := p.ConsumeMetrics(ctx, valueBatch("s", "sum", at, 0, "", 1e308))
-		require.ErrorIs(t, err, errNonFinite)
+		require.ErrorIs(t, err, windows.ErrNonFinite)
 		assert.True(t, consumererror.IsPermanent(err))
 		assert.Equal(t, 1e308, figureOf(t, p, "s", ""))
 		require.NoError(t, p.ConsumeMetrics(ctx, valueBatch("s", "sum", at, 0, "", -1e308)))
@@ -86,7 +86,7 @@ func TestNonFiniteFigureIsRefused(t *testing.T) {
 
 		// Average: sum(v*w) overflowing is refused too.
 		require.NoError(t, p.ConsumeMetrics(ctx, valueBatch("a", "average", at, 1, "", 1e308)))
-		require.ErrorIs(t, p.ConsumeMetrics(ctx, valueBatch("a", "average", at, 1, "", 1e308)), errNonFinite)
+		require.ErrorIs(t, p.ConsumeMetrics(ctx, valueBatch("a", "average", at, 1, "", 1e308)), windows.ErrNonFinite)
 		assert.Equal(t, 1e308, figureOf(t, p, "a", ""))
 
 		if durable {
@@ -108,7 +108,7 @@ func TestRefusedBatchChangesNoWindow(t *testing.T) {
 	md := valueBatch("s", "sum", at, 0, "small", 5, 6)
 	other := valueBatch("s", "sum", at, 0, "big", 1e308)
 	other.ResourceMetrics().MoveAndAppendTo(md.ResourceMetrics())
-	require.ErrorIs(t, p.ConsumeMetrics(ctx, md), errNonFinite)
+	require.ErrorIs(t, p.ConsumeMetrics(ctx, md), windows.ErrNonFinite)
 	assert.Equal(t, 1.0, figureOf(t, p, "s", "small"))
 	assert.Equal(t, 1e308, figureOf(t, p, "s", "big"))
 	require.NoError(t, p.ConsumeMetrics(ctx, valueBatch("s", "sum", at, 0, "small", 2)))
@@ -127,7 +127,7 @@ func TestWeightZero(t *testing.T) {
 		md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(0).Attributes().PutDouble(otelmap.AttrWeight, 0)
 		return md
 	}
-	require.ErrorIs(t, p.ConsumeMetrics(ctx, zero(5)), errNonFinite, "an empty window would have no figure")
+	require.ErrorIs(t, p.ConsumeMetrics(ctx, zero(5)), windows.ErrNonFinite, "an empty window would have no figure")
 	require.NoError(t, p.ConsumeMetrics(ctx, valueBatch("a", "average", at, 2, "", 4)))
 	require.NoError(t, p.ConsumeMetrics(ctx, zero(1000)))
 	assert.Equal(t, 4.0, figureOf(t, p, "a", ""))
@@ -168,7 +168,7 @@ func TestStorageFailureReachesComponentStatus(t *testing.T) {
 	store.Fail = errors.New("write /data/storage/x: no space left on device")
 	store.Mu.Unlock()
 	for range 3 {
-		require.ErrorIs(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")), errStorage)
+		require.ErrorIs(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a")), windows.ErrStorage)
 	}
 	store.Mu.Lock()
 	store.Fail = nil
@@ -199,12 +199,12 @@ func TestTenantQuota(t *testing.T) {
 	}
 	require.NoError(t, p.ConsumeMetrics(ctx, of("a", "1", "2", "3")))
 	err := p.ConsumeMetrics(ctx, of("a", "4"))
-	require.ErrorIs(t, err, errTenantLimit)
+	require.ErrorIs(t, err, windows.ErrTenantLimit)
 	assert.False(t, consumererror.IsPermanent(err))
 	assert.Contains(t, err.Error(), `tenant "a"`)
 	require.NoError(t, p.ConsumeMetrics(ctx, of("a", "1")), "existing series-windows still count")
 	require.NoError(t, p.ConsumeMetrics(ctx, of("b", "1", "2", "3")), "another tenant is unaffected")
 	require.NoError(t, p.ConsumeMetrics(ctx, of("", "1")), "and so is the default tenant")
-	require.ErrorIs(t, p.ConsumeMetrics(ctx, of("b", "x", "y")), errTenantLimit, "a batch over the quota is refused whole")
+	require.ErrorIs(t, p.ConsumeMetrics(ctx, of("b", "x", "y")), windows.ErrTenantLimit, "a batch over the quota is refused whole")
 	assert.EqualValues(t, 7, p.windows.Len())
 }

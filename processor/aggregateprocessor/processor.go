@@ -224,14 +224,6 @@ func numberPoints(m pmetric.Metric) pmetric.NumberDataPointSlice {
 	return m.Gauge().DataPoints()
 }
 
-// Errors that refuse a whole batch.
-var (
-	errLimit       = windows.ErrLimit
-	errTenantLimit = windows.ErrTenantLimit
-	errNonFinite   = windows.ErrNonFinite
-	errStorage     = windows.ErrStorage
-)
-
 // ConsumeMetrics aggregates matched points and passes the rest on. A batch is
 // counted entirely or not at all (the limit, retention and finiteness are
 // checked before any state changes, and a failed commit leaves no trace), and

@@ -59,7 +59,7 @@ func TestLimitRefusesWholeBatchRetryably(t *testing.T) {
 	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "b")))
 	// Existing series "a" plus two new ones: one too many, all refused.
 	err := p.ConsumeMetrics(ctx, sumBatch("m", at, "a", "c", "d"))
-	require.ErrorIs(t, err, errLimit)
+	require.ErrorIs(t, err, windows.ErrLimit)
 	assert.False(t, consumererror.IsPermanent(err), "the receiver must answer 503, not 400")
 	assert.EqualValues(t, 2, p.windows.Len())
 	// Existing series still take values; one new fits.

@@ -115,10 +115,10 @@ func (p *aggProcessor) applyShared(ctx context.Context, b *windows.Batch) error 
 	}
 	switch {
 	case errors.Is(err, pgwindows.ErrNonFinite):
-		return consumererror.NewPermanent(fmt.Errorf("%w: %w", errNonFinite, err))
+		return consumererror.NewPermanent(fmt.Errorf("%w: %w", windows.ErrNonFinite, err))
 	case err != nil:
 		p.commitFailed(err)
-		return errStorage // the cause (addresses and all) goes to the log, not to clients
+		return windows.ErrStorage // the cause (addresses and all) goes to the log, not to clients
 	}
 	p.tel.ProcessorAggregateCommits.Add(ctx, 1)
 	p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(len(deltas)))
