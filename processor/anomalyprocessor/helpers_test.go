@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/storagetest"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/metadata"
 )
 
@@ -187,98 +188,47 @@ func metricNames(md pmetric.Metrics) []string {
 	return names
 }
 
-// memStorage is an in-memory storage extension; walkable selects whether its
-// clients implement storage.Walker.
+// memStorage is an in-memory storage extension (storagetest.Mem); walkable
+// selects whether its clients implement storage.Walker.
 type memStorage struct {
 	component.StartFunc
 	component.ShutdownFunc
+	*storagetest.Mem
 	walkable bool
-	mu       sync.Mutex
-	data     map[string][]byte
-	failSet  bool
 }
 
 func newMemStorage(walkable bool) *memStorage {
-	return &memStorage{walkable: walkable, data: map[string][]byte{}}
+	return &memStorage{Mem: storagetest.NewMem(), walkable: walkable}
 }
 
+// lazyClient hides the store's Walk.
+type lazyClient struct{ storage.Client }
+
 func (s *memStorage) GetClient(context.Context, component.Kind, component.ID, string) (storage.Client, error) {
-	c := &memClient{s: s}
 	if s.walkable {
-		return &memWalker{c}, nil
+		return s.Mem, nil
 	}
-	return c, nil
+	return lazyClient{s.Mem}, nil
+}
+
+// failWrites makes every storage operation fail (a full disk), or not.
+func (s *memStorage) failWrites(fail bool) {
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	s.Fail = nil
+	if fail {
+		s.Fail = errors.New("disk full")
+	}
 }
 
 func (s *memStorage) keys() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
 	var ks []string
-	for k := range s.data {
+	for k := range s.Data {
 		ks = append(ks, k)
 	}
 	return ks
-}
-
-type memClient struct{ s *memStorage }
-
-func (c *memClient) Get(_ context.Context, key string) ([]byte, error) {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	return c.s.data[key], nil
-}
-
-func (c *memClient) Set(ctx context.Context, key string, value []byte) error {
-	return c.Batch(ctx, storage.SetOperation(key, value))
-}
-
-func (c *memClient) Delete(ctx context.Context, key string) error {
-	return c.Batch(ctx, storage.DeleteOperation(key))
-}
-
-func (c *memClient) Batch(_ context.Context, ops ...*storage.Operation) error {
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	if c.s.failSet {
-		return errors.New("disk full")
-	}
-	for _, op := range ops {
-		switch op.Type {
-		case storage.Get:
-			op.Value = c.s.data[op.Key]
-		case storage.Set:
-			c.s.data[op.Key] = append([]byte(nil), op.Value...)
-		case storage.Delete:
-			delete(c.s.data, op.Key)
-		}
-	}
-	return nil
-}
-
-func (c *memClient) Close(context.Context) error { return nil }
-
-type memWalker struct{ *memClient }
-
-func (w *memWalker) Walk(_ context.Context, fn storage.WalkFunc) error {
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	var ops []*storage.Operation
-	for k, v := range w.s.data {
-		o, err := fn(k, v)
-		if errors.Is(err, storage.SkipAll) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		ops = append(ops, o...)
-	}
-	for _, op := range ops {
-		if op.Type == storage.Delete {
-			delete(w.s.data, op.Key)
-		}
-	}
-	return nil
 }
 
 type storageHost struct {
@@ -295,9 +245,9 @@ func hostWith(s *memStorage) component.Host {
 }
 
 func (s *memStorage) get(key string) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.data[key]
+	s.Mu.Lock()
+	defer s.Mu.Unlock()
+	return s.Data[key]
 }
 
 func nopSettings() processor.Settings { return processortest.NewNopSettings(metadata.Type) }

@@ -369,11 +369,11 @@ func TestSnapshotFailureIsRetried(t *testing.T) {
 	cfg.Storage = &id
 	tp := newTestProc(t, cfg, hostWith(st))
 	tp.consume(t, point{metric: "m", ts: t0, v: 1})
-	st.failSet = true
+	st.failWrites(true)
 	tp.p.maintain(context.Background())
 	assert.Empty(t, st.keys())
 	assert.EqualValues(t, 1, tp.counter(t, "storage_errors"))
-	st.failSet = false
+	st.failWrites(false)
 	tp.p.maintain(context.Background())
 	assert.Len(t, st.keys(), 1)
 }

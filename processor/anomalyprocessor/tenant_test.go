@@ -120,9 +120,9 @@ func TestTenantSurvivesRestart(t *testing.T) {
 	require.NoError(t, r.FromRaw(map[string]any{"host": "", otelmap.AttrTenant: "A"}))
 	require.NoError(t, a.FromRaw(map[string]any{"k": "2"}))
 	k := pointKey(metricKey(hashMap(0, r, false), "m"), hashMap(0, a, true))
-	st.mu.Lock()
-	st.data[storageKey(k)] = v1
-	st.mu.Unlock()
+	st.Mu.Lock()
+	st.Data[storageKey(k)] = v1
+	st.Mu.Unlock()
 	require.NoError(t, first.Shutdown(context.Background()))
 
 	second := newTestProc(t, cfg, hostWith(st))
