@@ -27,7 +27,8 @@ package definitions // import "github.com/custommetrics/bundle/internal/definiti
 //	        +-------+-------+-------+-------+-------+ - - - - +
 //	  meta: {"nextId": 7, "nextSeq": 6}  (an ID is never reused either)
 //
-// Each change is one Backend.Batch (one storage transaction):
+// Each change is one Backend.Batch (one storage transaction); replacements
+// of existing keys share one per group-commit round (see replace):
 //
 //	Create (and Put of a new key)  Set item/<nextSeq>, Set meta, Set usage
 //	Put of an existing key         Set item/<seq>
@@ -85,7 +86,7 @@ type entry[T any] struct {
 	item T
 	dead bool
 	// writing, while a replacement of item is being committed outside the
-	// collection's lock (see put), is closed when that commit ends: other
+	// collection's lock (see replace), is closed when that commit ends: other
 	// changes of the entry wait for it, so they apply in order.
 	writing chan struct{}
 }
@@ -259,8 +260,7 @@ func (c *Collection[T]) put(ctx context.Context, key string, update func(cur T, 
 		return zero, err // settled released the lock
 	}
 	if exists && c.reg.commits != nil {
-		c.mu.Unlock()
-		return c.replace(ctx, e, update)
+		return c.replace(ctx, e, update) // releases c.mu
 	}
 	defer c.mu.Unlock()
 	var cur T
@@ -322,14 +322,10 @@ func (c *Collection[T]) settled(ctx context.Context, key string) (*entry[T], boo
 // document per tag and post) share one storage transaction instead of
 // taking turns under the collection's lock. The entry is marked writing
 // meanwhile, so that later changes of it wait and apply in order; readers
-// see the old definition until the new one is stored.
+// see the old definition until the new one is stored. Caller holds c.mu,
+// e is settled; replace releases c.mu.
 func (c *Collection[T]) replace(ctx context.Context, e *entry[T], update func(cur T, exists bool) (T, error)) (T, error) {
 	var zero T
-	c.mu.Lock()
-	if e.dead || e.writing != nil { // changed while the lock was free: start over
-		c.mu.Unlock()
-		return c.put(ctx, e.key, update)
-	}
 	item, err := update(e.item, true)
 	if err != nil {
 		c.mu.Unlock()

@@ -155,7 +155,6 @@ type Provider interface {
 // visible to readers before Version moves past it.
 func (r *Registry) Version() uint64 { return r.version.Load() }
 
-// batch applies ops in one storage transaction of b.
 // Close stops what the registry runs in the background (group commits,
 // the shared backend's version reads), writing what is queued; the
 // registry must not be used after.
@@ -184,6 +183,7 @@ func (r *Registry) commit(ctx context.Context, what string, op *storage.Operatio
 	return nil
 }
 
+// batch applies ops in one storage transaction of b.
 func (r *Registry) batch(ctx context.Context, b Backend, op string, ops ...*storage.Operation) error {
 	if err := b.Batch(ctx, ops...); err != nil {
 		return r.unavailable(op, err)
