@@ -215,16 +215,10 @@ func (e *sqlExporter) push(ctx context.Context, md pmetric.Metrics) error {
 // for a reason the data causes (permanent), each push is written on its own,
 // so that only the push at fault is refused.
 func (e *sqlExporter) write(ps []*pushed) error {
-	ctx := context.Background() // the round's callers may be gone; the write is still theirs
-	if t := e.cfg.TimeoutConfig.Timeout; t > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
-	err := e.writeAll(ctx, ps...)
+	err := e.writeAll(true, ps...)
 	if err != nil && isPermanent(err) && len(ps) > 1 {
 		for _, p := range ps {
-			p.err = e.writeAll(ctx, p)
+			p.err = e.writeAll(false, p)
 		}
 		return nil
 	}
@@ -234,14 +228,23 @@ func (e *sqlExporter) write(ps []*pushed) error {
 	return err
 }
 
-// writeAll writes the rows of ps in one transaction.
-func (e *sqlExporter) writeAll(ctx context.Context, ps ...*pushed) error {
+// writeAll writes the rows of ps in one transaction, bounded by the
+// configured timeout (each attempt its own). report counts and logs the
+// points that are not stored: once per round, not again when its pushes are
+// written one by one.
+func (e *sqlExporter) writeAll(report bool, ps ...*pushed) error {
+	ctx := context.Background() // the round's callers may be gone; the write is still theirs
+	if t := e.cfg.TimeoutConfig.Timeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
 	mds := make([]pmetric.Metrics, len(ps))
 	for i, p := range ps {
 		mds[i] = p.md
 	}
 	b := buildBatch(mds...)
-	if b.skipped > 0 {
+	if report && b.skipped > 0 {
 		e.telemetry.ExporterSQLDataPointsSkipped.Add(ctx, int64(b.skipped))
 		if n := b.skippedKinds["invalid_timestamp"]; n > 0 {
 			e.logger.Warn("Skipped data points whose window ends before it starts", zap.Int("points", n))
