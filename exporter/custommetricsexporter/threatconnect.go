@@ -270,7 +270,7 @@ func (t *tcForwarder) forwardFigure(ctx context.Context, p point, name string, d
 	}
 	data := func(v float64, date int64) tcData { return tcData{Name: key, Value: v, Date: tcDate(date)} }
 
-	fn, _ := tc.Func(def.DataType) // stored definitions hold valid dataTypes
+	fn, _ := tc.FuncFold(def.DataType) // the vendor's answer, any case; an unknown one is refused below
 	switch fn {
 	case aggregation.Sum:
 		// Post the difference to the vendor's figure. Without a known figure

@@ -59,6 +59,16 @@ func Func(dataType string) (fn aggregation.Func, ok bool) {
 	return pick(DataTypes, funcs, dataType)
 }
 
+// FuncFold is Func for a dataType from another server's answer, matched
+// regardless of case (ParseCreate accepts any case too).
+func FuncFold(dataType string) (fn aggregation.Func, ok bool) {
+	c, ok := canonical(dataType, DataTypes)
+	if !ok {
+		return fn, false
+	}
+	return Func(c)
+}
+
 // DataType returns ThreatConnect's name of the aggregation function fn; ok
 // is false for an invalid fn.
 func DataType(fn aggregation.Func) (name string, ok bool) {

@@ -192,3 +192,13 @@ func roundTrip[T comparable](t *testing.T, spelling string, want T, parse func(s
 	assert.True(t, ok, spelling)
 	assert.Equal(t, spelling, back)
 }
+
+// TestFuncFold: another server's dataType counts in any case; unknown ones do not.
+func TestFuncFold(t *testing.T) {
+	for _, s := range []string{"Sum", "sum", "SUM"} {
+		fn, ok := FuncFold(s)
+		assert.True(t, ok && fn == aggregation.Sum, s)
+	}
+	_, ok := FuncFold("Median")
+	assert.False(t, ok)
+}
