@@ -192,11 +192,13 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	}
 	if md, n := batch.Metrics(); n > 0 {
 		if err := a.r.consume(r.Context(), apiBigFix, md, n); err != nil {
+			// The undo belongs to the refusal, not to the client's wait.
+			undoCtx := context.WithoutCancel(r.Context())
 			var undoErr error
 			if existed {
-				_, undoErr = c.Put(r.Context(), tag, func(bigfix.Document, bool) (bigfix.Document, error) { return prev, nil })
+				_, undoErr = c.Put(undoCtx, tag, func(bigfix.Document, bool) (bigfix.Document, error) { return prev, nil })
 			} else {
-				_, undoErr = c.Delete(r.Context(), tag)
+				_, undoErr = c.Delete(undoCtx, tag)
 			}
 			if undoErr != nil {
 				a.r.settings.Logger.Error("Restoring a BigFix document after its values were refused failed", zap.String("tag", tag), zap.Error(undoErr))

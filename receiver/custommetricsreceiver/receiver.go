@@ -43,14 +43,12 @@ type customMetricsReceiver struct {
 	started  time.Time
 
 	registry *definitions.Registry
-	// ownRegistry: the registry is the receiver's own (no definitions extension), closed at Shutdown.
-	ownRegistry bool
-	tc          *threatConnectAPI
-	sleuth      *sleuthAPI
-	bigfix      *bigFixAPI
-	ld          *launchDarklyAPI
-	embrace     *embraceAPI
-	stats       *apiStats
+	tc       *threatConnectAPI
+	sleuth   *sleuthAPI
+	bigfix   *bigFixAPI
+	ld       *launchDarklyAPI
+	embrace  *embraceAPI
+	stats    *apiStats
 
 	server   *http.Server
 	shutdown sync.WaitGroup
@@ -161,7 +159,6 @@ func (r *customMetricsReceiver) startRegistry(host component.Host) error {
 	if r.cfg.Definitions == nil {
 		r.settings.Logger.Warn("No 'definitions' extension configured: definitions are kept in memory and lost on restart.")
 		r.registry = definitions.NewRegistry(&definitions.MemoryBackend{})
-		r.ownRegistry = true
 		return nil
 	}
 	ext, ok := host.GetExtensions()[*r.cfg.Definitions]
@@ -188,7 +185,7 @@ func (r *customMetricsReceiver) Shutdown(ctx context.Context) error {
 		err = r.server.Shutdown(ctx)
 	}
 	r.shutdown.Wait()
-	if r.ownRegistry {
+	if r.cfg.Definitions == nil && r.registry != nil { // the receiver's own registry
 		r.registry.Close()
 	}
 	return err

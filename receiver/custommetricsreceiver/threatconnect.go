@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/custommetrics/bundle/internal/aggregation"
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/definitions"
 	"github.com/custommetrics/bundle/internal/figures"
 	"github.com/custommetrics/bundle/internal/otelmap"
@@ -235,6 +236,7 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		return
 	}
 	fn, _ := tc.Func(m.DataType)
+	iv, _ := tc.Window(m.Interval)
 	p, err := tc.ParseData(body, fn == aggregation.Count)
 	if err != nil {
 		writeTCError(w, http.StatusBadRequest, err.Error())
@@ -257,7 +259,7 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 		p.Date = a.now()
 	}
 
-	def := tcDefinition(m)
+	def := tcDefinition(m, fn, iv)
 	batch := otelmap.NewBatch(apiThreatConnect, tenant, a.r.settings.BuildInfo.Version)
 	batch.Add(m.Name, "", def, otelmap.Value{
 		Key: p.Name, Value: p.Value, Time: pcommon.NewTimestampFromTime(p.Date), Weight: p.Weight, HasWeight: p.HasWeight,
@@ -285,7 +287,6 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 
 	// The pipeline has the value, and the aggregate processor that answered
 	// the start-up probe has reported its window (internal/figures).
-	iv, _ := tc.Window(m.Interval)
 	f, ok := slot.Find(m.Name, iv)
 	if !ok {
 		// A bug, or a pipeline changed at runtime: the value counted, but
@@ -299,10 +300,9 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 // errReturnValueOff answers ?returnValue=true when threatconnect::return_value is false.
 const errReturnValueOff = "returnValue is disabled on this collector (threatconnect::return_value is false): post without returnValue=true"
 
-// tcDefinition maps a ThreatConnect metric config to how its values are aggregated.
-func tcDefinition(m tc.MetricConfig) otelmap.Definition {
-	fn, _ := tc.Func(m.DataType)
-	iv, _ := tc.Window(m.Interval)
+// tcDefinition maps a ThreatConnect metric config, whose dataType and
+// interval are fn and iv, to how its values are aggregated.
+func tcDefinition(m tc.MetricConfig, fn aggregation.Func, iv calendar.Interval) otelmap.Definition {
 	return otelmap.Definition{Aggregation: fn.String(), Interval: iv.String(), Keyed: m.KeyedValues, DeltaSum: fn == aggregation.Sum}
 }
 
