@@ -129,10 +129,10 @@ func (cfg *Config) detectorConfig() (detector.Config, error) {
 	return d, errors.Join(errs...)
 }
 
-// Validate checks the processor configuration.
 // PostgresConfig names the database of the shared detector states.
 type PostgresConfig = pgdb.Config
 
+// Validate checks the processor configuration.
 func (cfg *Config) Validate() error {
 	var errs []error
 	if cfg.Postgres != nil {

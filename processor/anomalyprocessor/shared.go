@@ -116,10 +116,9 @@ func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics
 		}
 		p.walk(md, now, func(k seriesKey, _ string, ts int64, v float64) (detector.Result, bool) {
 			s := states[k]
-			if s == nil {
+			if s == nil { // new to the database; the series gauges count only what this process holds
 				s = &series{}
 				states[k] = s
-				st.created++
 			}
 			return p.update(s, ts, v, now)
 		}, &st)
@@ -139,7 +138,6 @@ ON CONFLICT (series) DO UPDATE SET state = excluded.state, seen_unix_nano = excl
 		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
 		return fmt.Errorf("anomaly processor: scoring against the shared detector states failed: %w", err)
 	}
-	st.created = 0 // series gauges count what this process holds in memory
 	p.record(ctx, &st)
 	return nil
 }

@@ -132,11 +132,11 @@ func (e *env) diskFull(d time.Duration, rate float64) {
 			r.Fail = append(r.Fail, fmt.Sprintf("answer %d (%s): only 204 or 503 are right", code, res.Examples[code]))
 		}
 	}
-	// Batches that the sql exporter could not write while the disk was full
-	// wait in its persistent queue for their retry (backoff up to 30 s):
-	// every acknowledged figure must reach the table while the collector
-	// runs, so wait for that before stopping it (a stop would leave them
-	// queued for the next start, which is durable but not what this checks).
+	// Windows whose emission failed while the disk was full stay due in the
+	// aggregate processor and go out at a later tick: every acknowledged
+	// figure must reach the table while the collector runs, so wait for
+	// that before stopping it (a stop would leave them for the next start,
+	// which is durable but not what this checks).
 	if took, ok := c.settle(res.Ledger, 90*time.Second); ok {
 		r.Notes = append(r.Notes, fmt.Sprintf("every acknowledged figure was in the table %v after the load", took.Round(100*time.Millisecond)))
 	} else {
