@@ -3,10 +3,11 @@ package custommetricsexporter // import "github.com/custommetrics/bundle/exporte
 import (
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/collector/component"
 	"net/url"
 	"regexp"
 	"strings"
+
+	"go.opentelemetry.io/collector/component"
 
 	"go.opentelemetry.io/collector/config/confighttp"
 	"go.opentelemetry.io/collector/config/configopaque"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
+	"github.com/custommetrics/bundle/internal/wire/bigfix"
 	tc "github.com/custommetrics/bundle/internal/wire/threatconnect"
 )
 
@@ -259,7 +261,7 @@ func (c *BigFixConfig) validate() []error {
 		switch {
 		case m.Tag == "":
 			errs = append(errs, fmt.Errorf("tags[%d]: tag is required", i))
-		case m.Tag == "platform":
+		case m.Tag == bigfix.PlatformTag:
 			errs = append(errs, fmt.Errorf("tags[%d]: tag \"platform\" is reserved by BigFix", i))
 		case strings.ContainsAny(m.Tag, "/?#"):
 			errs = append(errs, fmt.Errorf("tags[%d]: tag must not contain '/', '?' or '#'", i))
