@@ -247,11 +247,8 @@ func (b *Batch) resolve(d *Desc, key []byte, iv calendar.Interval, start, end in
 	closed := end+int64(s.cfg.AllowedLateness) <= b.nowNs
 	// evictedBefore only rises in Evict, which a Set caching identities
 	// for a shared store never calls (EvictCache does not raise it).
-	if s.store == nil && closed && end <= s.evictedBefore.Load() {
-		return consumererror.NewPermanent(fmt.Errorf(
-			"aggregate processor: a value at %s falls in the closed %s window ending %s, whose figure was evicted from memory "+
-				"(no storage extension is configured); restating it from this value alone would publish a wrong figure",
-			time.Unix(0, r.ts).UTC().Format(time.RFC3339), iv, time.Unix(0, end).UTC().Format(time.RFC3339)))
+	if s.evicted(closed, end) {
+		return errEvicted(iv, end)
 	}
 	if b.missIdx == nil {
 		b.missIdx = map[string]int32{}
@@ -271,6 +268,19 @@ func (b *Batch) resolve(d *Desc, key []byte, iv calendar.Interval, start, end in
 	r.miss = mi
 	b.refs = append(b.refs, r)
 	return nil
+}
+
+// evicted reports whether a window ending at end, closed or not, may have
+// been evicted from memory with its figure (memory only: see Evict).
+func (s *Set) evicted(closed bool, end int64) bool {
+	return s.store == nil && closed && end <= s.evictedBefore.Load()
+}
+
+func errEvicted(iv calendar.Interval, end int64) error {
+	return consumererror.NewPermanent(fmt.Errorf(
+		"aggregate processor: a value falls in the closed %s window ending %s, whose figure was evicted from memory "+
+			"(no storage extension is configured); restating it from this value alone would publish a wrong figure",
+		iv, time.Unix(0, end).UTC().Format(time.RFC3339)))
 }
 
 // Reserve puts the batch's windows that are not in memory there, pinned:
@@ -317,6 +327,16 @@ func (b *Batch) Reserve(ctx context.Context) error {
 		w := sh.get(ms.hash, []byte(ms.key))
 		if w != nil {
 			s.forget(ms.d)
+		} else if end := ms.start + int64(ms.span)*1e9; s.evicted(ms.closed, end) {
+			// Checked again here, under the lock Evict drops windows under:
+			// since resolve, another batch may have created this window,
+			// and it may have been emitted and evicted.
+			sh.mu.Unlock()
+			for j := i; j < len(b.miss); j++ {
+				s.forget(b.miss[j].d) // their reservations
+			}
+			b.assignMissing(i) // the windows of miss[:i] are pinned: Release unpins them
+			return errEvicted(ms.iv, end)
 		} else {
 			w = sh.put(ms.hash, []byte(ms.key), ms.d, ms.iv, ms.start, ms.span, ms.shard)
 			if ms.loaded {
@@ -329,12 +349,17 @@ func (b *Batch) Reserve(ctx context.Context) error {
 		sh.mu.Unlock()
 		ms.w = w
 	}
+	b.assignMissing(len(b.miss))
+	return nil
+}
+
+// assignMissing gives the refs of miss[:n] their (inserted) windows.
+func (b *Batch) assignMissing(n int) {
 	for i := range b.refs {
-		if b.refs[i].w == nil {
-			b.refs[i].w = b.miss[b.refs[i].miss].w
+		if r := &b.refs[i]; r.w == nil && int(r.miss) < n {
+			r.w = b.miss[r.miss].w
 		}
 	}
-	return nil
 }
 
 // unpin releases the batch's pins (once).
