@@ -36,6 +36,21 @@ type instance struct {
 
 func startInstance(t *testing.T, bin, dsn, dir string) *instance {
 	t.Helper()
+	// Free ports are picked before the collector binds them, so another
+	// process can take one in between: then try again with others.
+	for attempt := 1; ; attempt++ {
+		in, err := tryInstance(t, bin, dsn, dir)
+		if err == nil {
+			return in
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			require.NoError(t, err)
+		}
+		t.Logf("a port was taken before the collector bound it; starting again: %v", err)
+	}
+}
+
+func tryInstance(t *testing.T, bin, dsn, dir string) (*instance, error) {
 	recv, health, tel := collector.FreePort(), collector.FreePort(), collector.FreePort()
 	cfg, err := filepath.Abs("../../cmd/otelcol-custommetrics/cluster.yaml")
 	require.NoError(t, err)
@@ -53,6 +68,12 @@ func startInstance(t *testing.T, bin, dsn, dir string) *instance {
 		health: "http://127.0.0.1:" + strconv.Itoa(health) + "/",
 	}
 	require.NoError(t, in.proc.Start())
+	if err := in.proc.WaitHTTP(in.health, 60*time.Second); err != nil {
+		if done, _ := in.proc.Exited(); !done {
+			_ = in.proc.Stop(10 * time.Second)
+		}
+		return nil, err
+	}
 	t.Cleanup(func() {
 		if done, _ := in.proc.Exited(); !done {
 			_ = in.proc.Stop(10 * time.Second)
@@ -61,8 +82,7 @@ func startInstance(t *testing.T, bin, dsn, dir string) *instance {
 			t.Logf("log of %s:\n%s", dir, in.proc.Tail(30))
 		}
 	})
-	require.NoError(t, in.proc.WaitHTTP(in.health, 60*time.Second))
-	return in
+	return in, nil
 }
 
 var client = &http.Client{Timeout: 15 * time.Second}
