@@ -213,6 +213,36 @@ FROM points ORDER BY metric, series_id, time_unix_nano`)
 	return out
 }
 
+func (s store) dialect() dialect {
+	if s.driver == DriverPostgres {
+		return postgresDialect
+	}
+	return sqliteDialect
+}
+
+// primaryKey returns the columns of table's primary key, in key order.
+func primaryKey(t testing.TB, s store, table string) []string {
+	t.Helper()
+	q := `SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk`
+	if s.driver == DriverPostgres {
+		q = `SELECT a.attname FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = $1::regclass AND i.indisprimary
+ORDER BY array_position(i.indkey::int2[], a.attnum)`
+	}
+	rows, err := s.db.Query(q, table)
+	require.NoError(t, err)
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		require.NoError(t, rows.Scan(&c))
+		cols = append(cols, c)
+	}
+	require.NoError(t, rows.Err())
+	return cols
+}
+
 func (s store) count(t testing.TB, table string) int {
 	t.Helper()
 	var n int

@@ -31,6 +31,7 @@ func TestPostgres(t *testing.T) {
 		"EdgeDates":           scenarioEdgeDates,
 		"WindowStatus":        scenarioWindowStatus,
 		"Distributions":       scenarioCumulativesAndHistograms,
+		"PointsKeyMigration":  scenarioPointsKeyMigration,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -474,4 +475,28 @@ FROM histograms WHERE metric = 'latency' ORDER BY start_unix_nano`)
 	var pos string
 	require.NoError(t, s.db.QueryRow(`SELECT scale, zero_count, positive_offset, `+s.jsonText("positive_bucket_counts")+` FROM histograms WHERE metric = 'sizes'`).Scan(&scale, &zero, &offset, &pos))
 	assert.Equal(t, []any{int64(3), int64(2), int64(-2), "[1,2,5]"}, []any{scale, zero, offset, normJSON(t, pos)})
+}
+
+// scenarioPointsKeyMigration: a database of schema version 3 keeps every
+// raw point, and its uniqueness, when version 4 puts the time first in the
+// points key.
+func scenarioPointsKeyMigration(t *testing.T, s store) {
+	ctx := context.Background()
+	_, err := migrateTo(ctx, s.db, s.dialect(), 3)
+	require.NoError(t, err)
+	_, err = s.db.Exec(`INSERT INTO points (` + strings.Join(pointColumns, ", ") + `) VALUES
+  ('a', 'cpu', '{"k":"1"}', '{}', '{"host":"h"}', 2000, 1.5, 'gauge', '1', 7),
+  ('a', 'cpu', '{"k":"1"}', '{}', '{"host":"h"}', 1000, 2.5, 'gauge', '1', 7),
+  ('b', 'mem', '{}', '{}', '{}', 1000, -3, 'sum', '', 8)`)
+	require.NoError(t, err)
+	before := s.points(t)
+	require.Len(t, before, 3)
+
+	s.newExporter(t)
+	checkSchema(t, s)
+	assert.Equal(t, before, s.points(t), "the rows survive the migration as they were")
+	assert.Equal(t, []string{"time_unix_nano", "series_id"}, primaryKey(t, s, "points"))
+	_, err = s.db.Exec(`INSERT INTO points (` + strings.Join(pointColumns, ", ") + `) VALUES
+  ('a', 'cpu', '{"k":"1"}', '{}', '{"host":"h"}', 1000, 9, 'gauge', '1', 9)`)
+	require.Error(t, err, "(series, time) is still unique")
 }

@@ -152,6 +152,40 @@ var migrations = []migration{
 			`CREATE INDEX histograms_metric_time ON histograms (metric, time_unix_nano)`,
 		}
 	}},
+	{version: 4, name: "points keyed by time first", stmts: func(d dialect) []string {
+		// Raw points arrive in time order across many series: a key that
+		// starts with the series puts each series' next row on its own leaf
+		// page, and every such page is written at commit (the WAL on SQLite,
+		// full-page images on PostgreSQL). Time first keeps new rows on the
+		// last page. Uniqueness, and so the upsert, is unchanged.
+		if d.driver == DriverPostgres {
+			return []string{
+				`ALTER TABLE points DROP CONSTRAINT points_pkey`,
+				`ALTER TABLE points ADD CONSTRAINT points_pkey PRIMARY KEY (time_unix_nano, series_id)`,
+			}
+		}
+		// SQLite cannot change a primary key in place: the table is copied.
+		return []string{
+			`CREATE TABLE points_v4 (
+  series_id TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  attributes ` + d.json + ` NOT NULL,
+  annotations ` + d.json + ` NOT NULL,
+  resource_attributes ` + d.json + ` NOT NULL,
+  time_unix_nano ` + d.bigint + ` NOT NULL,
+  value ` + d.float + ` NOT NULL,
+  metric_type TEXT NOT NULL,
+  unit TEXT NOT NULL,
+  updated_at_unix_nano ` + d.bigint + ` NOT NULL,
+  PRIMARY KEY (time_unix_nano, series_id)
+)` + d.tableOptions,
+			`INSERT INTO points_v4 (` + strings.Join(pointColumns, ", ") + `)
+SELECT ` + strings.Join(pointColumns, ", ") + ` FROM points ORDER BY time_unix_nano, series_id`,
+			`DROP TABLE points`,
+			`ALTER TABLE points_v4 RENAME TO points`,
+			`CREATE INDEX points_metric_time ON points (metric, time_unix_nano)`,
+		}
+	}},
 }
 
 // schemaVersion is the version this exporter writes.
@@ -166,6 +200,12 @@ var errSchemaTooNew = errors.New("database schema is newer than this exporter")
 // the same time; on SQLite the transaction begins IMMEDIATE (see sqliteDSN),
 // which takes the database's write lock.
 func migrate(ctx context.Context, db *sql.DB, d dialect) (applied []int64, err error) {
+	return migrateTo(ctx, db, d, schemaVersion())
+}
+
+// migrateTo applies the migrations up to version target (tests start from
+// an older schema with it).
+func migrateTo(ctx context.Context, db *sql.DB, d dialect, target int64) (applied []int64, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -210,7 +250,7 @@ func migrate(ctx context.Context, db *sql.DB, d dialect) (applied []int64, err e
 			errSchemaTooNew, newest, schemaVersion())
 	}
 	for _, m := range migrations {
-		if done[m.version] {
+		if done[m.version] || m.version > target {
 			continue
 		}
 		for _, stmt := range m.stmts(d) {

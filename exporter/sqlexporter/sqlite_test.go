@@ -22,13 +22,14 @@ import (
 	"go.opentelemetry.io/collector/extension/extensiontest"
 )
 
-func TestSQLiteWriteReadBack(t *testing.T)    { scenarioWriteReadBack(t, newSQLiteStore(t)) }
-func TestSQLiteDuplicateBatch(t *testing.T)   { scenarioDuplicateBatch(t, newSQLiteStore(t)) }
-func TestSQLiteRestatement(t *testing.T)      { scenarioRestatement(t, newSQLiteStore(t)) }
-func TestSQLiteConcurrentPushes(t *testing.T) { scenarioConcurrentWriters(t, newSQLiteStore(t)) }
-func TestSQLiteEdgeDates(t *testing.T)        { scenarioEdgeDates(t, newSQLiteStore(t)) }
-func TestSQLiteWindowStatus(t *testing.T)     { scenarioWindowStatus(t, newSQLiteStore(t)) }
-func TestSQLiteDistributions(t *testing.T)    { scenarioCumulativesAndHistograms(t, newSQLiteStore(t)) }
+func TestSQLiteWriteReadBack(t *testing.T)      { scenarioWriteReadBack(t, newSQLiteStore(t)) }
+func TestSQLiteDuplicateBatch(t *testing.T)     { scenarioDuplicateBatch(t, newSQLiteStore(t)) }
+func TestSQLiteRestatement(t *testing.T)        { scenarioRestatement(t, newSQLiteStore(t)) }
+func TestSQLiteConcurrentPushes(t *testing.T)   { scenarioConcurrentWriters(t, newSQLiteStore(t)) }
+func TestSQLiteEdgeDates(t *testing.T)          { scenarioEdgeDates(t, newSQLiteStore(t)) }
+func TestSQLiteWindowStatus(t *testing.T)       { scenarioWindowStatus(t, newSQLiteStore(t)) }
+func TestSQLiteDistributions(t *testing.T)      { scenarioCumulativesAndHistograms(t, newSQLiteStore(t)) }
+func TestSQLitePointsKeyMigration(t *testing.T) { scenarioPointsKeyMigration(t, newSQLiteStore(t)) }
 
 // TestSQLiteMigrationFromVersion1: a database written by the previous
 // exporter gains the status column; its rows keep their figures with a NULL
