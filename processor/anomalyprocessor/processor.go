@@ -371,11 +371,15 @@ func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, tenant string
 func (p *anomalyProcessor) update(s *series, ts int64, v float64, now int64) (detector.Result, bool) {
 	s.seen = now
 	if ts <= s.lastTS {
-		// not after the last value: a late or repeated point is not learned twice
+		// Not after the last value: a late or repeated point is not learned
+		// twice; the last point again, with its value, gets its result again.
+		if ts == s.lastTS && v == s.lastValue {
+			return s.last, s.last.Ready
+		}
 		return detector.Result{}, false
 	}
 	sec := ts / 1e9
-	if s.lastTS == 0 {
+	if s.lastTS == noPoint {
 		s.firstTS = sec
 	}
 	s.lastTS = ts
@@ -384,6 +388,7 @@ func (p *anomalyProcessor) update(s *series, ts int64, v float64, now int64) (de
 		c = &p.learning
 	}
 	res := s.st.Update(c, sec, v)
+	s.last, s.lastValue = res, v
 	s.dirty = true
 	return res, res.Ready
 }
@@ -425,7 +430,7 @@ func (p *anomalyProcessor) newSeries(ctx context.Context, sh *shard, k seriesKey
 	st.created++
 	s := sh.alloc()
 	if stored != nil && s.unmarshalBinary(stored) != nil {
-		*s = series{}
+		*s = newState()
 	}
 	s.tenant = id
 	sh.m[k] = s

@@ -215,16 +215,52 @@ func TestSeriesAreIndependent(t *testing.T) {
 	}
 }
 
-func TestLatePointsAreNotLearnedTwice(t *testing.T) {
+// TestRepeatedPointsAreNotLearnedTwice: the last point again, with its value
+// (the aggregate processor emits a window again when its export failed), gets
+// the same outputs again; a late point, or the last timestamp with another
+// value (a restatement), passes through unscored. None is learned twice.
+func TestRepeatedPointsAreNotLearnedTwice(t *testing.T) {
 	cfg := defaultCfg()
 	cfg.LearningPeriod = 0
+	cfg.Metrics = true
 	tp := newTestProc(t, cfg, nil)
-	tp.consume(t, point{metric: "m", ts: t0.Add(time.Minute), v: 1})
-	tp.consume(t, point{metric: "m", ts: t0.Add(time.Minute), v: 1}) // repeated
-	tp.consume(t, point{metric: "m", ts: t0, v: 1})                  // late
-	tp.consume(t, point{metric: "m", ts: t0.Add(2 * time.Minute), v: 1})
-	assert.Len(t, tp.points("m"+scoreSuffix), 2)
-	assert.EqualValues(t, 2, tp.p.state(t, "m", "", nil).Count())
+	vs := noisy(7, 60)
+	for i, v := range vs {
+		tp.consume(t, point{metric: "m", ts: t0.Add(time.Duration(i) * time.Minute), v: v})
+	}
+	spike := point{metric: "m", ts: t0.Add(60 * time.Minute), v: 150}
+	tp.consume(t, spike)
+	learned := tp.p.state(t, "m", "", nil).Count()
+	tp.consume(t, spike)                                                  // re-emitted
+	tp.consume(t, point{metric: "m", ts: spike.ts, v: 151})               // restated
+	tp.consume(t, point{metric: "m", ts: t0.Add(30 * time.Minute), v: 1}) // late
+	assert.Equal(t, learned, tp.p.state(t, "m", "", nil).Count(), "nothing learned again")
+
+	scores, flags := tp.points("m"+scoreSuffix), tp.points("m"+flagSuffix)
+	require.Len(t, scores, len(vs)+2, "every value once, and the spike twice")
+	first, again := scores[len(scores)-2], scores[len(scores)-1]
+	assert.Equal(t, spike.ts, again.ts)
+	assert.Equal(t, first, again, "the same score")
+	assert.Greater(t, again.v, 0.9)
+	assert.Equal(t, []float64{1, 1}, []float64{flags[len(flags)-2].v, flags[len(flags)-1].v}, "flagged both times")
+
+	tp.consume(t, point{metric: "m", ts: t0.Add(61 * time.Minute), v: 100})
+	assert.Len(t, tp.points("m"+scoreSuffix), len(vs)+3)
+}
+
+// TestPointsBefore1970AreScored: a timestamp before the epoch is negative;
+// the first point of a series comes after "no point yet" all the same.
+func TestPointsBefore1970AreScored(t *testing.T) {
+	cfg := defaultCfg()
+	cfg.LearningPeriod = 0
+	cfg.Metrics = true
+	tp := newTestProc(t, cfg, nil)
+	start := time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		tp.consume(t, point{metric: "m", ts: start.Add(time.Duration(i) * time.Hour), v: 1})
+	}
+	assert.Len(t, tp.points("m"+scoreSuffix), 3)
+	assert.EqualValues(t, 3, tp.p.state(t, "m", "", nil).Count())
 }
 
 func TestLearningDuration(t *testing.T) {

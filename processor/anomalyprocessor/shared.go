@@ -118,6 +118,7 @@ func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics
 			s := states[k]
 			if s == nil { // new to the database; the series gauges count only what this process holds
 				s = &series{}
+				*s = newState()
 				states[k] = s
 			}
 			return p.update(s, ts, v, now)

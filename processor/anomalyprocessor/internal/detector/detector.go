@@ -149,11 +149,11 @@ func (c Config) Threshold() float64 { return 1 - c.Sensitivity }
 type Result struct {
 	// Score in [0,1]; higher is more anomalous.
 	Score float64
-	// Anomaly is true when the value is flagged.
-	Anomaly bool
 	// Expected is the value the baseline predicted for this point, Lower and
 	// Upper the band of values that would not have been unusual on their own.
 	Expected, Lower, Upper float64
+	// Anomaly is true when the value is flagged.
+	Anomaly bool
 	// Ready is false during the learning period (and for values that were
 	// skipped because they are not finite).
 	Ready bool
