@@ -57,6 +57,18 @@ func (p *anomalyProcessor) startShared(ctx context.Context) error {
 	return nil
 }
 
+// sortForLocks orders keys as their locks are taken: by lock id (ties, two
+// series on one lock, by key), so that concurrent batches take shared locks
+// in one order and cannot deadlock.
+func sortForLocks(keys []seriesKey) {
+	slices.SortFunc(keys, func(x, y seriesKey) int {
+		return cmp.Or(cmp.Compare(x.lockID(), y.lockID()), cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b))
+	})
+}
+
+// lockID is the advisory lock of series k.
+func (k seriesKey) lockID() int64 { return int64(k.a ^ k.b) }
+
 func (k seriesKey) bytes() []byte {
 	b := binary.BigEndian.AppendUint64(make([]byte, 0, 16), k.a)
 	return binary.BigEndian.AppendUint64(b, k.b)
@@ -78,8 +90,7 @@ func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics
 	for k := range tenants {
 		keys = append(keys, k)
 	}
-	// Locks in key order: concurrent batches cannot deadlock.
-	slices.SortFunc(keys, func(x, y seriesKey) int { return cmp.Or(cmp.Compare(x.a, y.a), cmp.Compare(x.b, y.b)) })
+	sortForLocks(keys)
 	raw := make([][]byte, len(keys))
 	for i, k := range keys {
 		raw[i] = k.bytes()
@@ -89,7 +100,7 @@ func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics
 		var locks pgx.Batch
 		for _, k := range keys {
 			// A lock per series, also for series without a row yet.
-			locks.Queue("SELECT pg_advisory_xact_lock($1)", int64(k.a^k.b))
+			locks.Queue("SELECT pg_advisory_xact_lock($1)", k.lockID())
 		}
 		if err := tx.SendBatch(ctx, &locks).Close(); err != nil {
 			return err

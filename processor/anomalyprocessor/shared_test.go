@@ -109,3 +109,16 @@ func TestSharedStatesConcurrentBatches(t *testing.T) {
 	assert.LessOrEqual(t, s.st.Count(), int64(300))
 	assert.Equal(t, t0.Add(299*time.Minute).UnixNano(), s.lastTS, "the latest value was learned")
 }
+
+// Locks are taken in lock-id order, whatever the keys' own order: two
+// batches sharing locks take them in the same order.
+func TestSharedLocksInLockOrder(t *testing.T) {
+	keys := []seriesKey{{a: 1, b: 6}, {a: 2, b: 0}, {a: 0, b: 7}, {a: 3, b: 0}}
+	sortForLocks(keys)
+	var ids []int64
+	for _, k := range keys {
+		ids = append(ids, k.lockID())
+	}
+	assert.Equal(t, []int64{2, 3, 7, 7}, ids)
+	assert.Equal(t, seriesKey{a: 0, b: 7}, keys[2], "ties in key order")
+}
