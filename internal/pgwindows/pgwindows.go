@@ -27,16 +27,24 @@
 //	emitted          int8    revision last emitted as a closed window's figure (0: none)
 //	running          int8    revision last emitted as a running figure (0: none)
 //	final            bool    a closed figure was emitted: the next emission is a restatement
+//
+// Table window_merges, one row per Merge transaction, kept for an hour: id
+// bytea, the time (8 bytes, big-endian unix nanoseconds) and 8 random bytes.
+// When the connection breaks after a merge was sent, the row says whether it
+// committed (see Merge).
 package pgwindows // import "github.com/custommetrics/bundle/internal/pgwindows"
 
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -74,7 +82,8 @@ var Schema = `CREATE TABLE IF NOT EXISTS window_states (
     (fn <> ` + averageFn + ` OR w > 0))
 );
 CREATE INDEX IF NOT EXISTS window_states_unemitted ON window_states (end_unix_nano) WHERE revision > emitted;
-CREATE INDEX IF NOT EXISTS window_states_running ON window_states (end_unix_nano) WHERE revision > running`
+CREATE INDEX IF NOT EXISTS window_states_running ON window_states (end_unix_nano) WHERE revision > running;
+CREATE TABLE IF NOT EXISTS window_merges (id bytea PRIMARY KEY)`
 
 var averageFn = fmt.Sprint(int(aggregation.Average))
 
@@ -85,6 +94,10 @@ var (
 	ErrNonFinite = errors.New("pgwindows: the merged figure of a window would not be finite")
 	// ErrFunc: a window is stored with another aggregation function.
 	ErrFunc = errors.New("pgwindows: the window is stored with another aggregation function")
+	// ErrOutcomeUnknown: the connection broke after the merge was sent, and
+	// whether it committed could not be found out (the database stayed
+	// unreachable); its values may have counted.
+	ErrOutcomeUnknown = errors.New("pgwindows: the connection broke after a merge was sent, and whether it committed is unknown")
 )
 
 // A Delta is what one writer adds to one window.
@@ -167,7 +180,105 @@ func row(d *Delta) []any {
 // or, on error, none. It returns each window's merged state, in the order of
 // deltas; a delta with no values is not sent (its Merged is the zero value).
 // Deltas of one window are merged in their order.
+//
+// When the connection breaks after the transaction was sent, Merge finds
+// out whether it committed (its window_merges row exists) before it
+// answers: committed, it returns the windows' states read again (they hold
+// its deltas, and maybe later merges of other callers); not committed, the
+// error. So an error always means that nothing was merged, except
+// ErrOutcomeUnknown.
 func (s *Store) Merge(ctx context.Context, deltas []Delta) ([]Merged, error) {
+	id := mergeID(time.Now())
+	out, err := s.merge(ctx, id, deltas)
+	if err == nil || !outcomeUnknown(err) {
+		return out, err
+	}
+	committed, rerr := s.resolve(ctx, id)
+	switch {
+	case rerr != nil:
+		return nil, fmt.Errorf("%w: %w (then: %w)", ErrOutcomeUnknown, err, rerr)
+	case !committed:
+		return nil, err
+	}
+	return s.reread(ctx, deltas)
+}
+
+// mergeID is a window_merges id: the time first, so that old ids are a range.
+func mergeID(t time.Time) []byte {
+	id := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(t.UnixNano()))
+	return binary.BigEndian.AppendUint64(id, rand.Uint64())
+}
+
+// outcomeUnknown reports whether err leaves open whether the transaction
+// committed: not an error the server answered (its transaction aborted),
+// nor one from before anything was sent.
+func outcomeUnknown(err error) bool {
+	var pgErr *pgconn.PgError
+	return !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) && !errors.Is(err, ErrNonFinite) && !errors.Is(err, ErrFunc)
+}
+
+// resolve finds out whether the merge with id committed. It inserts the
+// same id: if the merge's transaction is still open on the server, the
+// insert waits for it on the key; a conflict then means it committed,
+// and a new row that it never will (the row is harmless). It retries for
+// a while when the database is unreachable.
+func (s *Store) resolve(ctx context.Context, id []byte) (committed bool, err error) {
+	ctx = context.WithoutCancel(ctx)
+	wait := 100 * time.Millisecond
+	for deadline := time.Now().Add(resolveFor); ; {
+		var tag pgconn.CommandTag
+		tag, err = s.pool.Exec(ctx, `INSERT INTO window_merges (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id)
+		if err == nil {
+			return tag.RowsAffected() == 0, nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return false, err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// resolveFor bounds how long resolve retries.
+var resolveFor = 10 * time.Second
+
+// reread returns the stored states of the deltas' windows.
+func (s *Store) reread(ctx context.Context, deltas []Delta) ([]Merged, error) {
+	out := make([]Merged, len(deltas))
+	var b pgx.Batch
+	var sent []int
+	for i := range deltas {
+		d := &deltas[i]
+		if d.State.Count() == 0 {
+			continue
+		}
+		b.Queue(`SELECT n, a, w, ts, seq, revision FROM window_states WHERE series = $1 AND interval = $2 AND start_unix_nano = $3`,
+			d.Series, int16(d.Interval), d.Start)
+		sent = append(sent, i)
+	}
+	res := s.pool.SendBatch(context.WithoutCancel(ctx), &b)
+	var err error
+	for _, i := range sent {
+		if out[i], err = scan(res.QueryRow(), deltas[i].Fn); err != nil {
+			break
+		}
+	}
+	if e := res.Close(); err == nil {
+		err = e
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: it committed, but reading its figures failed: %w", ErrOutcomeUnknown, err)
+	}
+	return out, nil
+}
+
+// Forget deletes the window_merges rows of merges before t.
+func (s *Store) Forget(ctx context.Context, t time.Time) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM window_merges WHERE id < $1`, binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())))
+	return err
+}
+
+func (s *Store) merge(ctx context.Context, id []byte, deltas []Delta) ([]Merged, error) {
 	// Rows are locked in key order, so concurrent Merges cannot deadlock.
 	order := make([]int, len(deltas))
 	for i := range order {
@@ -181,14 +292,21 @@ func (s *Store) Merge(ctx context.Context, deltas []Delta) ([]Merged, error) {
 	out := make([]Merged, len(deltas))
 	var b pgx.Batch
 	order = slices.DeleteFunc(order, func(i int) bool { return deltas[i].State.Count() == 0 })
+	if len(order) == 0 {
+		return out, nil
+	}
+	b.Queue(`INSERT INTO window_merges (id) VALUES ($1)`, id)
 	for _, i := range order {
 		b.Queue(upsert, row(&deltas[i])...)
 	}
 	// One round trip: a batch runs as one implicit transaction, which any
 	// failing statement (a non-finite figure, another function) aborts whole.
 	res := s.pool.SendBatch(ctx, &b)
-	var err error
+	_, err := res.Exec()
 	for _, i := range order {
+		if err != nil {
+			break
+		}
 		d := &deltas[i]
 		m, e := scan(res.QueryRow(), d.Fn)
 		if e != nil {
@@ -261,20 +379,21 @@ type Claimed struct {
 // Emit hands the windows due for emission to fn, at most limit of them, and
 // marks them emitted when fn returns nil: closed windows (ending at or before
 // closedBefore) whose revision was not emitted as closed, and, with running,
-// open windows whose revision was not emitted at all. A window waits while
-// an earlier closed window of its series is due, so that each series'
-// windows go out in order (the anomaly processor scores them in order). It works in one
+// open windows whose revision was not emitted at all. A series' windows go
+// out in order (the anomaly processor scores them in order): a window is
+// handed out with the earlier due windows of its series, after them in the
+// slice, or waits while one of them is due elsewhere. It works in one
 // transaction holding the windows' rows, which other callers skip: each
 // revision is handed to one caller, and to another only if fn failed or its
 // caller died before committing. It returns how many windows fn took.
 func (s *Store) Emit(ctx context.Context, closedBefore int64, running bool, limit int, fn func([]Claimed) error) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// A series' closed windows go out in order: not while an earlier one
-		// of the same series is due (or being emitted by another caller).
-		rows, err := tx.Query(ctx, `SELECT series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, revision, final, identity
+		// The first due window of each series (not while an earlier one of
+		// the same series is due, or being emitted by another caller)...
+		rows, err := tx.Query(ctx, `SELECT `+claimColumns+`
 FROM window_states t
-WHERE ((end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running))
+WHERE `+due+`
   AND NOT EXISTS (SELECT 1 FROM window_states o
     WHERE o.series = t.series AND o.interval = t.interval AND o.start_unix_nano < t.start_unix_nano
       AND o.end_unix_nano <= $1 AND o.revision > o.emitted)
@@ -282,53 +401,172 @@ ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, runn
 		if err != nil {
 			return err
 		}
-		var claimed []Claimed
-		var series [][]byte
-		for rows.Next() {
-			var c Claimed
-			var key []byte
-			var iv, f int16
-			var cnt, ts, seq int64
-			var a, w float64
-			var final bool
-			if err := rows.Scan(&key, &iv, &c.Start, &c.End, &f, &cnt, &a, &w, &ts, &seq, &c.Revision, &final, &c.Identity); err != nil {
-				rows.Close()
-				return err
-			}
-			c.Interval, c.Fn = calendar.Interval(iv), aggregation.Func(f)
-			c.State = compactOf(c.Fn, cnt, a, w, ts, seq)
-			switch {
-			case c.End > closedBefore:
-				c.Kind = Running
-			case final:
-				c.Kind = Restated
-			default:
-				c.Kind = Closed
-			}
-			claimed = append(claimed, c)
-			series = append(series, key)
-		}
-		if err := rows.Err(); err != nil {
+		heads, err := scanClaimed(rows, closedBefore)
+		if err != nil || len(heads) == 0 {
 			return err
 		}
-		if len(claimed) == 0 {
-			return nil
+		// ...then the due windows after it, so that a back-fill or a running
+		// window behind a closed one does not wait for further rounds.
+		claimed, err := s.following(ctx, tx, heads, closedBefore, running, limit)
+		if err != nil {
+			return err
 		}
-		if err := fn(claimed); err != nil {
+		if err := fn(windowsOf(claimed)); err != nil {
 			return err
 		}
 		var b pgx.Batch
-		for i, c := range claimed {
+		for _, c := range claimed {
 			if c.Kind == Running {
 				b.Queue(`UPDATE window_states SET running = $4 WHERE series = $1 AND interval = $2 AND start_unix_nano = $3`,
-					series[i], int16(c.Interval), c.Start, c.Revision)
+					c.series, int16(c.Interval), c.Start, c.Revision)
 			} else {
 				b.Queue(`UPDATE window_states SET emitted = $4, running = $4, final = true WHERE series = $1 AND interval = $2 AND start_unix_nano = $3`,
-					series[i], int16(c.Interval), c.Start, c.Revision)
+					c.series, int16(c.Interval), c.Start, c.Revision)
 			}
 		}
 		n = len(claimed)
 		return tx.SendBatch(ctx, &b).Close()
 	})
 	return n, err
+}
+
+// claimColumns are the columns scanClaimed reads; due is Emit's condition
+// on them ($1 closedBefore, $2 running).
+const (
+	claimColumns = `series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, revision, final, identity`
+	due          = `((end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running))`
+)
+
+// claimedRow is a Claimed window with its series key.
+type claimedRow struct {
+	Claimed
+	series []byte
+}
+
+func windowsOf(rs []claimedRow) []Claimed {
+	out := make([]Claimed, len(rs))
+	for i := range rs {
+		out[i] = rs[i].Claimed
+	}
+	return out
+}
+
+func scanClaimed(rows pgx.Rows, closedBefore int64) ([]claimedRow, error) {
+	defer rows.Close()
+	var out []claimedRow
+	for rows.Next() {
+		var c claimedRow
+		var iv, f int16
+		var cnt, ts, seq int64
+		var a, w float64
+		var final bool
+		if err := rows.Scan(&c.series, &iv, &c.Start, &c.End, &f, &cnt, &a, &w, &ts, &seq, &c.Revision, &final, &c.Identity); err != nil {
+			return nil, err
+		}
+		c.Interval, c.Fn = calendar.Interval(iv), aggregation.Func(f)
+		c.State = compactOf(c.Fn, cnt, a, w, ts, seq)
+		switch {
+		case c.End > closedBefore:
+			c.Kind = Running
+		case final:
+			c.Kind = Restated
+		default:
+			c.Kind = Closed
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// following returns heads, each followed by the later due windows of its
+// series in start order, up to limit windows in all. It takes the windows
+// it can lock at once and, of each series, only those before the first it
+// cannot: one held elsewhere (by a merge, say) waits for a later round, and
+// so do the windows after it. Nothing here waits for a lock, so Emit cannot
+// deadlock with merges, which lock in key order.
+func (s *Store) following(ctx context.Context, tx pgx.Tx, heads []claimedRow, closedBefore int64, running bool, limit int) ([]claimedRow, error) {
+	if len(heads) >= limit {
+		return heads, nil
+	}
+	series, ivs, starts := make([][]byte, len(heads)), make([]int16, len(heads)), make([]int64, len(heads))
+	for i, h := range heads {
+		series[i], ivs[i], starts[i] = h.series, int16(h.Interval), h.Start
+	}
+	const after = `FROM window_states t
+JOIN unnest($3::bytea[], $4::int2[], $5::int8[]) AS h(series, interval, start_unix_nano)
+  ON t.series = h.series AND t.interval = h.interval AND t.start_unix_nano > h.start_unix_nano
+WHERE ` + due
+	// The candidates, without locks; then those that can be locked now.
+	rows, err := tx.Query(ctx, `SELECT t.series, t.interval, t.start_unix_nano `+after+`
+ORDER BY t.series, t.interval, t.start_unix_nano`, closedBefore, running, series, ivs, starts)
+	if err != nil {
+		return nil, err
+	}
+	type key struct {
+		series string
+		iv     int16
+		start  int64
+	}
+	var cands []key
+	for rows.Next() {
+		var k key
+		var b []byte
+		if err := rows.Scan(&b, &k.iv, &k.start); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		k.series = string(b)
+		cands = append(cands, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(cands) == 0 {
+		return heads, nil
+	}
+	rows, err = tx.Query(ctx, `SELECT `+prefixed("t.", claimColumns)+` `+after+`
+FOR UPDATE OF t SKIP LOCKED`, closedBefore, running, series, ivs, starts)
+	if err != nil {
+		return nil, err
+	}
+	got, err := scanClaimed(rows, closedBefore)
+	if err != nil {
+		return nil, err
+	}
+	locked := make(map[key]*claimedRow, len(got))
+	for i := range got {
+		g := &got[i]
+		locked[key{string(g.series), int16(g.Interval), g.Start}] = g
+	}
+	more := map[key][]claimedRow{} // by series and interval (start 0)
+	room := limit - len(heads)
+	open := false // the current series' windows are contiguous so far
+	for i, c := range cands {
+		group := key{c.series, c.iv, 0}
+		if i == 0 || group != (key{cands[i-1].series, cands[i-1].iv, 0}) {
+			open = true
+		}
+		w := locked[c]
+		if !open || w == nil || room == 0 {
+			open = false
+			continue
+		}
+		more[group] = append(more[group], *w)
+		room--
+	}
+	out := make([]claimedRow, 0, limit-room)
+	for _, h := range heads {
+		out = append(out, h)
+		out = append(out, more[key{string(h.series), int16(h.Interval), 0}]...)
+	}
+	return out, nil
+}
+
+// prefixed qualifies each of the comma-separated columns with p.
+func prefixed(p, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i := range cols {
+		cols[i] = p + cols[i]
+	}
+	return strings.Join(cols, ", ")
 }

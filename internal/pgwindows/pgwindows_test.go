@@ -273,36 +273,74 @@ func TestEmitHandsEachRevisionToOneEmitter(t *testing.T) {
 	assert.Zero(t, n)
 }
 
-// A series' due windows go out in order, one emission after the other, even
-// with several emitters: the later one waits while the earlier one is due or
-// being emitted.
+// A series' due windows go out in order, in one emission, even with several
+// emitters: another gets none of them while they are being emitted; a
+// running window behind closed ones goes with them; a window that cannot be
+// locked (a merge holds it) waits, and so do the windows after it; limit
+// bounds the count.
 func TestEmitKeepsSeriesOrder(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	a, b := newStore(t, dsn), newStore(t, dsn)
 	ctx := context.Background()
 	const day = int64(86_400e9)
-	var ds []Delta
-	for d := range 3 {
-		ds = append(ds, delta("s", aggregation.Sum, int64(d)*day, [3]float64{float64(d + 1), 0, 0}))
+	backfill := func(series string, days int) {
+		var ds []Delta
+		for d := range days {
+			ds = append(ds, delta(series, aggregation.Sum, int64(d)*day, [3]float64{float64(d + 1), 0, 0}))
+		}
+		_, err := a.Merge(ctx, ds)
+		require.NoError(t, err)
 	}
-	_, err := a.Merge(ctx, ds)
-	require.NoError(t, err)
-	now := 10 * day
-
-	var starts []int64
-	for range 3 {
-		_, err := a.Emit(ctx, now, false, 1000, func(cs []Claimed) error {
-			require.Len(t, cs, 1, "one window of the series at a time")
-			starts = append(starts, cs[0].Start)
-			// Meanwhile another emitter gets nothing of this series.
-			n, err := b.Emit(ctx, now, false, 1000, func([]Claimed) error { return nil })
-			assert.NoError(t, err)
-			assert.Zero(t, n)
+	emit := func(s *Store, now int64, running bool, limit int) (starts []int64, kinds []Kind) {
+		_, err := s.Emit(ctx, now, running, limit, func(cs []Claimed) error {
+			for _, c := range cs {
+				starts, kinds = append(starts, c.Start), append(kinds, c.Kind)
+			}
 			return nil
 		})
 		require.NoError(t, err)
+		return starts, kinds
 	}
-	assert.Equal(t, []int64{0, day, 2 * day}, starts)
+
+	// Three closed days and the open fourth: one emission, in order.
+	backfill("s", 4)
+	now := 3*day + day/2
+	_, err := a.Emit(ctx, now, true, 1000, func(cs []Claimed) error {
+		var starts []int64
+		var kinds []Kind
+		for _, c := range cs {
+			starts, kinds = append(starts, c.Start), append(kinds, c.Kind)
+		}
+		assert.Equal(t, []int64{0, day, 2 * day, 3 * day}, starts)
+		assert.Equal(t, []Kind{Closed, Closed, Closed, Running}, kinds)
+		// Meanwhile another emitter gets nothing of this series.
+		n, err := b.Emit(ctx, now, true, 1000, func([]Claimed) error { return nil })
+		assert.NoError(t, err)
+		assert.Zero(t, n)
+		return nil
+	})
+	require.NoError(t, err)
+
+	// The open day closes: it goes out again, as a closed window.
+	now = 10 * day
+	starts, kinds := emit(a, now, false, 1000)
+	assert.Equal(t, []int64{3 * day}, starts)
+	assert.Equal(t, []Kind{Closed}, kinds)
+
+	// Five closed days of another series; the third is locked elsewhere.
+	backfill("t", 5)
+	hold, err := a.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = hold.Exec(ctx, `SELECT 1 FROM window_states WHERE series = 't' AND start_unix_nano = $1 FOR UPDATE`, 2*day)
+	require.NoError(t, err)
+	starts, _ = emit(b, now, false, 1000)
+	assert.Equal(t, []int64{0, day}, starts, "the windows before the locked one")
+	require.NoError(t, hold.Rollback(ctx))
+
+	starts, _ = emit(b, now, false, 2)
+	assert.Equal(t, []int64{2 * day, 3 * day}, starts, "then on from it, limit windows")
+	starts, _ = emit(a, now, false, 1000)
+	assert.Equal(t, []int64{4 * day}, starts)
 }
 
 // get returns the stored state of a window; ok is false when none is stored.

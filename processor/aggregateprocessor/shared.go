@@ -37,7 +37,16 @@ type shared struct {
 	// Concurrent batches share merge transactions (group commit, as with
 	// storage): one transaction per round instead of one per batch.
 	merges *groupcommit.Committer[*merge]
+	// forgotten is when the merge records (pgwindows.Store.Forget) were
+	// last pruned.
+	forgotten time.Time
 }
+
+// Merge records are kept for mergeMemory, pruned at most every forgetEvery.
+const (
+	mergeMemory = time.Hour
+	forgetEvery = 10 * time.Minute
+)
 
 // merge is one batch's deltas and, once its round is written, their merged
 // states or why they were refused.
@@ -116,6 +125,14 @@ func (p *aggProcessor) applyShared(ctx context.Context, b *windows.Batch) error 
 	switch {
 	case errors.Is(err, pgwindows.ErrNonFinite):
 		return consumererror.NewPermanent(fmt.Errorf("%w: %w", windows.ErrNonFinite, err))
+	case errors.Is(err, pgwindows.ErrOutcomeUnknown):
+		// The one case where a refusal may have counted: say so where
+		// operators look.
+		p.logger.Error("A merge's connection to PostgreSQL broke after it was sent, and the database stayed unreachable "+
+			"long enough that whether it committed is unknown: its values are refused (503) and may count twice if clients resend them",
+			zap.Int("windows", len(deltas)), zap.Error(err))
+		p.commitFailed(err)
+		return windows.ErrStorage
 	case err != nil:
 		p.commitFailed(err)
 		return windows.ErrStorage // the cause (addresses and all) goes to the log, not to clients
@@ -139,10 +156,10 @@ func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) er
 	defer p.emitMu.Unlock()
 	running := p.runningDue(nowNs, all)
 	closedBefore := nowNs - int64(p.cfg.AllowedLateness)
-	// Each round takes at most one window per series (a series' windows go
-	// out in order), so a back-fill takes one round per window of its
-	// longest series; the rounds of a tick stop after check_interval, the
-	// next tick goes on.
+	// A round takes a series' due windows in order (a window held by a
+	// concurrent merge, and those after it, wait for the next round); the
+	// rounds of a tick stop when nothing is due or after check_interval,
+	// and the next tick goes on.
 	for start := time.Now(); time.Since(start) < p.cfg.CheckInterval; {
 		n, err := p.shared.store.Emit(ctx, closedBefore, running, emitBatch, func(cs []pgwindows.Claimed) error {
 			return p.emitClaimed(ctx, cs)
@@ -158,6 +175,13 @@ func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) er
 	// Closed windows leave memory: their state is in the database, and a
 	// late value finds it there.
 	p.windows.EvictCache(closedBefore)
+	if now := time.Now(); now.Sub(p.shared.forgotten) >= forgetEvery {
+		if err := p.shared.store.Forget(ctx, now.Add(-mergeMemory)); err != nil {
+			p.logger.Debug("Pruning old merge records failed; will retry", zap.Error(err))
+		} else {
+			p.shared.forgotten = now
+		}
+	}
 	return nil
 }
 
