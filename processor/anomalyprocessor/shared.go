@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,6 +35,8 @@ import (
 //	                seen_unix_nano int8        wall clock of its last value (series_ttl)
 type sharedStates struct {
 	pool *pgxpool.Pool
+	// expired is when expireShared last deleted quiet states.
+	expired time.Time
 }
 
 const sharedSchema = `CREATE TABLE IF NOT EXISTS anomaly_states (
@@ -154,9 +157,16 @@ ON CONFLICT (series) DO UPDATE SET state = excluded.state, seen_unix_nano = excl
 	return nil
 }
 
-// expireShared deletes the states of series quiet for series_ttl.
+// expireShared deletes the states of series quiet for series_ttl. The
+// delete reads the whole table, on every collector: it runs at most every
+// series_ttl/100, so a state goes at most 1% of its TTL late.
 func (p *anomalyProcessor) expireShared(ctx context.Context) {
-	cutoff := p.now().UnixNano() - int64(p.cfg.SeriesTTL)
+	now := p.now()
+	if now.Sub(p.shared.expired) < p.cfg.SeriesTTL/100 {
+		return
+	}
+	p.shared.expired = now
+	cutoff := now.UnixNano() - int64(p.cfg.SeriesTTL)
 	tag, err := p.shared.pool.Exec(ctx, "DELETE FROM anomaly_states WHERE seen_unix_nano < $1", cutoff)
 	if err != nil {
 		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)

@@ -1,6 +1,7 @@
 package anomalyprocessor
 
 import (
+	"context"
 	"math"
 	"sync"
 	"testing"
@@ -121,4 +122,40 @@ func TestSharedLocksInLockOrder(t *testing.T) {
 	}
 	assert.Equal(t, []int64{2, 3, 7, 7}, ids)
 	assert.Equal(t, seriesKey{a: 0, b: 7}, keys[2], "ties in key order")
+}
+
+// Quiet states leave the shared table, but the delete (which reads the
+// whole table) runs on a collector at most every series_ttl/100.
+func TestSharedStatesExpire(t *testing.T) {
+	srv, err := pgserver.Start(pgserver.Options{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Remove)
+	cfg := createDefaultConfig().(*Config)
+	cfg.LearningPeriod = 0
+	cfg.SeriesTTL = 100 * time.Hour
+	cfg.Postgres = &PostgresConfig{DSN: configopaque.String(srv.DSN("postgres"))}
+	require.NoError(t, cfg.Validate())
+	tp := newTestProc(t, cfg, nil)
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tp.p.now = func() time.Time { return clock }
+	states := func() (n int) {
+		require.NoError(t, tp.p.shared.pool.QueryRow(context.Background(), `SELECT count(*) FROM anomaly_states`).Scan(&n))
+		return n
+	}
+
+	tp.consume(t, point{metric: "a", ts: t0, v: 1})
+	require.Equal(t, 1, states())
+	clock = clock.Add(cfg.SeriesTTL + time.Minute)
+	tp.p.maintain(context.Background())
+	assert.Zero(t, states(), "quiet for series_ttl: deleted")
+
+	tp.consume(t, point{metric: "b", ts: t0, v: 1}) // seen now...
+	clock = clock.Add(cfg.SeriesTTL/100 - time.Minute)
+	_, err = tp.p.shared.pool.Exec(context.Background(), `UPDATE anomaly_states SET seen_unix_nano = 0`) // ...and quiet since 1970
+	require.NoError(t, err)
+	tp.p.maintain(context.Background())
+	assert.Equal(t, 1, states(), "not yet: the last delete ran less than series_ttl/100 ago")
+	clock = clock.Add(time.Minute)
+	tp.p.maintain(context.Background())
+	assert.Zero(t, states())
 }
