@@ -134,7 +134,7 @@ func (r *customMetricsReceiver) Start(ctx context.Context, host component.Host) 
 // returnValue probe; it says how to fix the configuration.
 var errNoFigures = errors.New("threatconnect::return_value is true, but no aggregate processor answered the start-up probe synchronously, " +
 	"so ?returnValue=true could not be answered: put an aggregate processor in every pipeline of this receiver that should answer returnValue, " +
-	"with nothing asynchronous before it (no batch processor, no exporter sending_queue), " +
+	"with nothing asynchronous before it (no batch processor), " +
 	"or set threatconnect::return_value to false to refuse ?returnValue=true with 400")
 
 // probeFigures checks, before the first request, that the pipeline reports

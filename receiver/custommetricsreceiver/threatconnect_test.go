@@ -456,7 +456,7 @@ func TestThreatConnectReturnValueNeedsAnAggregateProcessor(t *testing.T) {
 			r, _ := newTestReceiver(t, returnValue, next(t))
 			err := r.Start(context.Background(), componenttest.NewNopHost())
 			require.ErrorIs(t, err, errNoFigures)
-			for _, says := range []string{"no aggregate processor answered", "every pipeline of this receiver", "batch processor", "sending_queue", "set threatconnect::return_value to false"} {
+			for _, says := range []string{"no aggregate processor answered", "every pipeline of this receiver", "batch processor", "set threatconnect::return_value to false"} {
 				assert.ErrorContains(t, err, says)
 			}
 			require.NoError(t, r.Shutdown(context.Background()))
