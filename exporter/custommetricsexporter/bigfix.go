@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.uber.org/zap"
+
+	"github.com/custommetrics/bundle/internal/wire/bigfix"
 )
 
 type bigfixForwarder struct {
@@ -30,7 +32,7 @@ type bigfixForwarder struct {
 
 func newBigFixForwarder(e *customMetricsExporter, cfg *BigFixConfig) *bigfixForwarder {
 	return &bigfixForwarder{
-		e: e, cfg: cfg, base: strings.TrimRight(cfg.Endpoint, "/") + "/api/deploymentmetrics/",
+		e: e, cfg: cfg, base: strings.TrimRight(cfg.Endpoint, "/") + bigfix.DocumentsPath + "/",
 		docs: map[string]map[string]any{}, dates: map[string]pcommon.Timestamp{}, loaded: map[string]bool{},
 	}
 }

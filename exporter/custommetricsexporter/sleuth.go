@@ -3,16 +3,14 @@ package custommetricsexporter // import "github.com/custommetrics/bundle/exporte
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-)
 
-// sleuthDateLayout is the date format sent to Sleuth (ISO 8601, UTC).
-const sleuthDateLayout = "2006-01-02T15:04:05Z"
+	"github.com/custommetrics/bundle/internal/wire/sleuth"
+)
 
 type sleuthForwarder struct {
 	e    *customMetricsExporter
@@ -26,13 +24,7 @@ type sleuthForwarder struct {
 }
 
 func newSleuthForwarder(e *customMetricsExporter, cfg *SleuthConfig) *sleuthForwarder {
-	return &sleuthForwarder{e: e, cfg: cfg, base: strings.TrimRight(cfg.Endpoint, "/") + "/api/1/impact/", last: map[int64]pcommon.Timestamp{}}
-}
-
-// sleuthBody is the body of POST /api/1/impact/{id}/register_impact.
-type sleuthBody struct {
-	Value float64 `json:"value"`
-	Date  string  `json:"date"`
+	return &sleuthForwarder{e: e, cfg: cfg, base: strings.TrimRight(cfg.Endpoint, "/"), last: map[int64]pcommon.Timestamp{}}
 }
 
 // forward registers, per impact source, the newest value of the batch (by
@@ -82,13 +74,13 @@ func (s *sleuthForwarder) forward(ctx context.Context, points []point, o *outcom
 			o.finish(pk.refs...) // older than what Sleuth already has
 			continue
 		}
-		req, err := jsonRequest(http.MethodPost, s.base+strconv.FormatInt(id, 10)+"/register_impact",
-			sleuthBody{Value: pk.p.value, Date: pk.date.AsTime().UTC().Format(sleuthDateLayout)})
+		req, err := jsonRequest(http.MethodPost, s.base+sleuth.ImpactPath(id),
+			sleuth.Registration{Value: pk.p.value, Date: pk.date.AsTime().UTC().Format(sleuth.DateLayout)})
 		if err != nil {
 			o.fail(err, pk.refs...)
 			continue
 		}
-		req.Header.Set("Authorization", "apikey "+string(s.cfg.APIKey))
+		req.Header.Set("Authorization", sleuth.Authorization(string(s.cfg.APIKey)))
 		if _, err := s.e.do(ctx, apiSleuth, req); err != nil {
 			if consumererror.IsPermanent(err) {
 				o.fail(err, pk.refs...)

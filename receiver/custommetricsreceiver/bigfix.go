@@ -52,7 +52,7 @@ func (c bigFixCredential) compare(given bigFixCredential) (userOK, passOK int) {
 }
 
 func (a *bigFixAPI) register(mux *http.ServeMux) {
-	base := a.cfg.PathPrefix + "/api/deploymentmetrics"
+	base := a.cfg.PathPrefix + bigfix.DocumentsPath
 	mux.Handle(base, methods(writeBigFixError, map[string]http.HandlerFunc{
 		http.MethodGet: a.auth(false, a.list),
 	}))

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +35,7 @@ func newSleuthAPI(r *customMetricsReceiver) *sleuthAPI {
 }
 
 func (a *sleuthAPI) register(mux *http.ServeMux) {
-	mux.Handle(a.cfg.PathPrefix+"/api/1/impact/{id}/register_impact", methods(writeSleuthError, map[string]http.HandlerFunc{
+	mux.Handle(a.cfg.PathPrefix+sleuth.ImpactPattern, methods(writeSleuthError, map[string]http.HandlerFunc{
 		http.MethodPost: a.registerImpact,
 	}))
 }
@@ -140,10 +139,8 @@ func (a *sleuthAPI) authenticate(r *http.Request, bodyKey *string) (tenant strin
 	if len(a.cfg.APIKeys) == 0 {
 		return "", true
 	}
-	key := ""
-	if h := r.Header.Get("Authorization"); len(h) > len("apikey ") && strings.EqualFold(h[:len("apikey ")], "apikey ") {
-		key = strings.TrimSpace(h[len("apikey "):])
-	} else if bodyKey != nil {
+	key, inHeader := sleuth.KeyOf(r.Header.Get("Authorization"))
+	if !inHeader && bodyKey != nil {
 		key = *bodyKey
 	}
 	if key == "" {

@@ -17,6 +17,10 @@ import (
 	"github.com/custommetrics/bundle/internal/wire/number"
 )
 
+// DocumentsPath is the path of the documents; a document's is
+// DocumentsPath + "/" + tag.
+const DocumentsPath = "/api/deploymentmetrics"
+
 // PlatformTag is reserved for the server's own figures: it cannot be
 // updated through the API.
 const PlatformTag = "platform"

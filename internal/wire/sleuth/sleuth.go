@@ -10,9 +10,43 @@ import (
 	"mime"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/custommetrics/bundle/internal/wire/number"
 )
+
+// ImpactPath is the path of impact source id's registration; ImpactPattern
+// is the same as a net/http pattern ({id}).
+func ImpactPath(id int64) string {
+	return "/api/1/impact/" + strconv.FormatInt(id, 10) + "/register_impact"
+}
+
+// ImpactPattern is ImpactPath as a net/http pattern.
+const ImpactPattern = "/api/1/impact/{id}/register_impact"
+
+// Authorization is the header value that carries key; KeyOf reads it back.
+func Authorization(key string) string { return authScheme + key }
+
+// KeyOf returns the key of an Authorization header value ("apikey KEY", the
+// scheme in any case), or false.
+func KeyOf(header string) (string, bool) {
+	if len(header) <= len(authScheme) || !strings.EqualFold(header[:len(authScheme)], authScheme) {
+		return "", false
+	}
+	return strings.TrimSpace(header[len(authScheme):]), true
+}
+
+const authScheme = "apikey "
+
+// Registration is the body a client sends: the value and its date
+// (DateLayout, UTC).
+type Registration struct {
+	Value float64 `json:"value"`
+	Date  string  `json:"date"`
+}
+
+// DateLayout is the ISO-8601 form of Registration.Date.
+const DateLayout = "2006-01-02T15:04:05Z"
 
 // Sleuth's answers (plain text). Success, BadValue, Unauthorized and NotFound
 // are the document's; BadDate, DateRange and BadBody follow its

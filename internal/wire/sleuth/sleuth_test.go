@@ -68,3 +68,21 @@ func TestTooFrequent(t *testing.T) {
 	// The document's 429 answer.
 	assert.Equal(t, "You may only register a custom metric once every 120 seconds", TooFrequent(120))
 }
+
+// The header a forwarding client sends is the one the receiver reads; the
+// scheme is matched in any case, as Sleuth's clients vary.
+func TestAuthorization(t *testing.T) {
+	key, ok := KeyOf(Authorization("k-1"))
+	assert.True(t, ok)
+	assert.Equal(t, "k-1", key)
+	for header, want := range map[string]string{"ApiKey  k2 ": "k2", "APIKEY k3": "k3"} {
+		key, ok := KeyOf(header)
+		assert.True(t, ok, header)
+		assert.Equal(t, want, key, header)
+	}
+	for _, header := range []string{"", "apikey", "apikey ", "Bearer k", "apikeyk"} {
+		_, ok := KeyOf(header)
+		assert.False(t, ok, header)
+	}
+	assert.Equal(t, "/api/1/impact/42/register_impact", ImpactPath(42))
+}
