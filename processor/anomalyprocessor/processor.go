@@ -309,6 +309,7 @@ func (p *anomalyProcessor) shutdown(ctx context.Context) error {
 	}
 	var err error
 	if p.shared != nil {
+		p.shared.rounds.Close()
 		p.shared.pool.Close()
 		p.shared = nil
 	}

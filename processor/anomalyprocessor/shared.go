@@ -13,15 +13,16 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
+	"github.com/custommetrics/bundle/internal/groupcommit"
 	"github.com/custommetrics/bundle/internal/pgdb"
 	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/detector"
 )
 
 // Cluster mode (`postgres`): every series' detector state lives in the table
 // anomaly_states of a PostgreSQL database shared by the collectors, and a
-// batch is scored in one transaction that holds a lock per series it
-// touches: it reads their states, scores, and writes them back before it
-// commits. So a series' values are scored once and in order whichever
+// batch is scored in one transaction (shared by the concurrent batches of a
+// collector) that holds a lock per series it touches: it reads their states,
+// scores, and writes them back before it commits. So a series' values are scored once and in order whichever
 // collector receives them (values not after the series' last scored one are
 // passed on unscored, as on one collector), and no collector's loss loses a
 // state. A batch whose transaction fails returns the error: upstream (the
@@ -34,7 +35,8 @@ import (
 //	                state  bytea NOT NULL      the stored value of a series (series.appendBinary)
 //	                seen_unix_nano int8        wall clock of its last value (series_ttl)
 type sharedStates struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	rounds *groupcommit.Committer[*scoring]
 	// expired is when expireShared last deleted quiet states.
 	expired time.Time
 }
@@ -55,6 +57,7 @@ func (p *anomalyProcessor) startShared(ctx context.Context) error {
 		return fmt.Errorf("anomaly processor: creating anomaly_states: %w", err)
 	}
 	p.shared = &sharedStates{pool: pool}
+	p.shared.rounds = groupcommit.New(p.scoreRound, 0)
 	p.logger.Info("Detector states are shared through PostgreSQL (cluster mode)",
 		zap.String("host", pcfg.ConnConfig.Host), zap.String("database", pcfg.ConnConfig.Database))
 	return nil
@@ -77,17 +80,52 @@ func (k seriesKey) bytes() []byte {
 	return binary.BigEndian.AppendUint64(b, k.b)
 }
 
-// processShared scores md against the shared states, in one transaction.
+// scoring is one batch of a round: its series (with their tenants), and
+// once the round is written, what was scored.
+type scoring struct {
+	md      pmetric.Metrics
+	now     int64
+	tenants map[seriesKey]string
+	st      batchStats
+}
+
+// processShared scores md against the shared states. Concurrent batches
+// share transactions (internal/groupcommit): a round locks the series of all
+// its batches, reads their states, scores the batches in arrival order and
+// writes the states back, in one transaction; each batch hears the round's
+// outcome.
 func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics) error {
-	now := p.now().UnixNano()
+	sc := &scoring{md: md, now: p.now().UnixNano(), tenants: map[seriesKey]string{}}
 	// The series of the batch, found by a walk that scores nothing.
-	tenants := map[seriesKey]string{}
-	p.walk(md, now, func(k seriesKey, tenant string, _ int64, _ float64) (detector.Result, bool) {
-		tenants[k] = tenant
+	p.walk(md, sc.now, func(k seriesKey, tenant string, _ int64, _ float64) (detector.Result, bool) {
+		if _, ok := sc.tenants[k]; !ok {
+			sc.tenants[k] = tenant
+		}
 		return detector.Result{}, false
 	}, &batchStats{})
-	if len(tenants) == 0 {
+	if len(sc.tenants) == 0 {
 		return nil
+	}
+	// Whether the batch was learned must be known: wait for the round even
+	// when the caller stops waiting.
+	if err := p.shared.rounds.Wait(context.WithoutCancel(ctx), p.shared.rounds.Add(sc)); err != nil {
+		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
+		return fmt.Errorf("anomaly processor: scoring against the shared detector states failed: %w", err)
+	}
+	p.record(ctx, &sc.st)
+	return nil
+}
+
+// scoreRound scores the batches of one round in one transaction.
+func (p *anomalyProcessor) scoreRound(scs []*scoring) error {
+	ctx := context.Background() // the round's callers may be gone; the round is still theirs
+	tenants := map[seriesKey]string{}
+	for _, sc := range scs {
+		for k, t := range sc.tenants {
+			if _, ok := tenants[k]; !ok {
+				tenants[k] = t
+			}
+		}
 	}
 	keys := make([]seriesKey, 0, len(tenants))
 	for k := range tenants {
@@ -98,8 +136,7 @@ func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics
 	for i, k := range keys {
 		raw[i] = k.bytes()
 	}
-	var st batchStats
-	err := pgx.BeginFunc(ctx, p.shared.pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, p.shared.pool, func(tx pgx.Tx) error {
 		var locks pgx.Batch
 		for _, k := range keys {
 			// A lock per series, also for series without a row yet.
@@ -128,15 +165,18 @@ func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		p.walk(md, now, func(k seriesKey, _ string, ts int64, v float64) (detector.Result, bool) {
-			s := states[k]
-			if s == nil { // new to the database; the series gauges count only what this process holds
-				s = &series{}
-				*s = newState()
-				states[k] = s
-			}
-			return p.update(s, ts, v, now)
-		}, &st)
+		for _, sc := range scs {
+			sc.st = batchStats{}
+			p.walk(sc.md, sc.now, func(k seriesKey, _ string, ts int64, v float64) (detector.Result, bool) {
+				s := states[k]
+				if s == nil { // new to the database; the series gauges count only what this process holds
+					s = &series{}
+					*s = newState()
+					states[k] = s
+				}
+				return p.update(s, ts, v, sc.now)
+			}, &sc.st)
+		}
 		var writes pgx.Batch
 		for i, k := range keys {
 			s := states[k]
@@ -149,12 +189,6 @@ ON CONFLICT (series) DO UPDATE SET state = excluded.state, seen_unix_nano = excl
 		}
 		return tx.SendBatch(ctx, &writes).Close()
 	})
-	if err != nil {
-		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
-		return fmt.Errorf("anomaly processor: scoring against the shared detector states failed: %w", err)
-	}
-	p.record(ctx, &st)
-	return nil
 }
 
 // expireShared deletes the states of series quiet for series_ttl. The

@@ -2,16 +2,21 @@ package anomalyprocessor
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
+	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/custommetrics/bundle/internal/pgserver"
+	"github.com/custommetrics/bundle/processor/anomalyprocessor/internal/metadata"
 )
 
 // Three collectors in cluster mode, fed one series' values round robin (and
@@ -158,4 +163,34 @@ func TestSharedStatesExpire(t *testing.T) {
 	clock = clock.Add(time.Minute)
 	tp.p.maintain(context.Background())
 	assert.Zero(t, states())
+}
+
+// BenchmarkSharedScoring: concurrent single-point batches (raw points, as a
+// BigFix post makes) of distinct series, scored in cluster mode.
+//
+// go test -run '^$' -bench SharedScoring ./processor/anomalyprocessor/
+func BenchmarkSharedScoring(b *testing.B) {
+	srv, err := pgserver.Start(pgserver.Options{})
+	require.NoError(b, err)
+	b.Cleanup(srv.Remove)
+	cfg := createDefaultConfig().(*Config)
+	cfg.Postgres = &PostgresConfig{DSN: configopaque.String(srv.DSN("postgres"))}
+	p, err := newProcessor(processortest.NewNopSettings(metadata.Type), cfg)
+	require.NoError(b, err)
+	require.NoError(b, p.start(context.Background(), componenttest.NewNopHost()))
+	b.Cleanup(func() { _ = p.shutdown(context.Background()) })
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		series := fmt.Sprint(next.Add(1))
+		for i := 0; pb.Next(); i++ {
+			md := batch(point{metric: "tag.deployments", attrs: map[string]any{"k": series}, ts: t0.Add(time.Duration(i) * time.Second), v: float64(i % 7)})
+			if _, err := p.processMetrics(context.Background(), md); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
 }
