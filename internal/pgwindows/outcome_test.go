@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -135,7 +136,16 @@ func TestMergeOutcomeAfterABrokenConnection(t *testing.T) {
 	q := u.Query()
 	q.Set("pool_max_conns", "1")
 	u.RawQuery = q.Encode()
-	s := newStore(t, u.String())
+	pcfg, err := pgxpool.ParseConfig(u.String())
+	require.NoError(t, err)
+	// No health check of an idle connection: it would take the armed cut
+	// in place of the merge.
+	pcfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	s, err := New(context.Background(), pool)
+	require.NoError(t, err)
 	direct := newStore(t, dsn)
 	ctx := context.Background()
 	sum := func(series string) float64 {
@@ -177,6 +187,16 @@ func TestMergeOutcomeAfterABrokenConnection(t *testing.T) {
 	require.ErrorIs(t, err, ErrOutcomeUnknown)
 	proxy.mode.Store(int32(cutNone))
 	assert.Equal(t, 5.0, sum("unknown"), "it did commit: unknown was the truth")
+
+	// No connection at all: nothing was sent, so the outcome is known.
+	proxy.mode.Store(int32(cutForever))
+	cold, err := pgxpool.NewWithConfig(context.Background(), pcfg) // no connection yet
+	require.NoError(t, err)
+	defer cold.Close()
+	_, err = (&Store{pool: cold}).Merge(ctx, []Delta{delta("unreachable", aggregation.Sum, 0, [3]float64{1, 0, 0})})
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrOutcomeUnknown, "a connection that never opened sent nothing")
+	proxy.mode.Store(int32(cutNone))
 
 	// Records of old merges are forgotten.
 	require.NoError(t, s.Forget(ctx, time.Now().Add(time.Hour)))

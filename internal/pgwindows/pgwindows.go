@@ -98,6 +98,10 @@ var (
 	// whether it committed could not be found out (the database stayed
 	// unreachable); its values may have counted.
 	ErrOutcomeUnknown = errors.New("pgwindows: the connection broke after a merge was sent, and whether it committed is unknown")
+	// ErrNoFigures: the merge committed (its connection broke before the
+	// answer, and the lookup found it), but its figures could not be read
+	// back: its values counted, their figures are unknown.
+	ErrNoFigures = errors.New("pgwindows: the merge committed, but its figures could not be read back")
 )
 
 // A Delta is what one writer adds to one window.
@@ -183,24 +187,32 @@ func row(d *Delta) []any {
 //
 // When the connection breaks after the transaction was sent, Merge finds
 // out whether it committed (its window_merges row exists) before it
-// answers: committed, it returns the windows' states read again (they hold
-// its deltas, and maybe later merges of other callers); not committed, the
-// error. So an error always means that nothing was merged, except
-// ErrOutcomeUnknown.
+// answers, trying for resolveFor: committed, it returns the windows' states
+// read again (they hold its deltas, and maybe later merges of other
+// callers); not committed, the error. So an error means that nothing was
+// merged, except ErrOutcomeUnknown (maybe merged) and ErrNoFigures (merged).
 func (s *Store) Merge(ctx context.Context, deltas []Delta) ([]Merged, error) {
 	id := mergeID(time.Now())
 	out, err := s.merge(ctx, id, deltas)
 	if err == nil || !outcomeUnknown(err) {
 		return out, err
 	}
-	committed, rerr := s.resolve(ctx, id)
+	// Every attempt below is bounded: a lookup can wait for the merge's
+	// transaction, which a half-open connection may keep open for long.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveFor)
+	defer cancel()
+	committed, rerr := retry(rctx, func() (bool, error) { return s.committed(rctx, id) })
 	switch {
 	case rerr != nil:
 		return nil, fmt.Errorf("%w: %w (then: %w)", ErrOutcomeUnknown, err, rerr)
 	case !committed:
 		return nil, err
 	}
-	return s.reread(ctx, deltas)
+	out, rerr = retry(rctx, func() ([]Merged, error) { return s.reread(rctx, deltas) })
+	if rerr != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoFigures, rerr)
+	}
+	return out, nil
 }
 
 // mergeID is a window_merges id: the time first, so that old ids are a range.
@@ -211,36 +223,45 @@ func mergeID(t time.Time) []byte {
 
 // outcomeUnknown reports whether err leaves open whether the transaction
 // committed: not an error the server answered (its transaction aborted),
-// nor one from before anything was sent.
+// nor one from before anything was sent (no connection, or nothing written).
 func outcomeUnknown(err error) bool {
 	var pgErr *pgconn.PgError
-	return !errors.As(err, &pgErr) && !pgconn.SafeToRetry(err) && !errors.Is(err, ErrNonFinite) && !errors.Is(err, ErrFunc)
+	var connErr *pgconn.ConnectError
+	return !errors.As(err, &pgErr) && !errors.As(err, &connErr) && !pgconn.SafeToRetry(err) &&
+		!errors.Is(err, ErrNonFinite) && !errors.Is(err, ErrFunc)
 }
 
-// resolve finds out whether the merge with id committed. It inserts the
+// committed finds out whether the merge with id committed. It inserts the
 // same id: if the merge's transaction is still open on the server, the
-// insert waits for it on the key; a conflict then means it committed,
-// and a new row that it never will (the row is harmless). It retries for
-// a while when the database is unreachable.
-func (s *Store) resolve(ctx context.Context, id []byte) (committed bool, err error) {
-	ctx = context.WithoutCancel(ctx)
+// insert waits for it on the key; a conflict then means it committed, and a
+// new row that it never will (the row is harmless).
+func (s *Store) committed(ctx context.Context, id []byte) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `INSERT INTO window_merges (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id)
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() == 0, nil
+}
+
+// resolveFor bounds how long Merge tries to find out a broken merge's outcome.
+var resolveFor = 10 * time.Second
+
+// retry calls f until it succeeds or ctx ends, backing off up to a second.
+func retry[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	wait := 100 * time.Millisecond
-	for deadline := time.Now().Add(resolveFor); ; {
-		var tag pgconn.CommandTag
-		tag, err = s.pool.Exec(ctx, `INSERT INTO window_merges (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id)
+	for {
+		v, err := f()
 		if err == nil {
-			return tag.RowsAffected() == 0, nil
+			return v, nil
 		}
-		if time.Now().Add(wait).After(deadline) {
-			return false, err
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(wait):
 		}
-		time.Sleep(wait)
 		wait = min(2*wait, time.Second)
 	}
 }
-
-// resolveFor bounds how long resolve retries.
-var resolveFor = 10 * time.Second
 
 // reread returns the stored states of the deltas' windows.
 func (s *Store) reread(ctx context.Context, deltas []Delta) ([]Merged, error) {
@@ -256,7 +277,7 @@ func (s *Store) reread(ctx context.Context, deltas []Delta) ([]Merged, error) {
 			d.Series, int16(d.Interval), d.Start)
 		sent = append(sent, i)
 	}
-	res := s.pool.SendBatch(context.WithoutCancel(ctx), &b)
+	res := s.pool.SendBatch(ctx, &b)
 	var err error
 	for _, i := range sent {
 		if out[i], err = scan(res.QueryRow(), deltas[i].Fn); err != nil {
@@ -267,7 +288,7 @@ func (s *Store) reread(ctx context.Context, deltas []Delta) ([]Merged, error) {
 		err = e
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: it committed, but reading its figures failed: %w", ErrOutcomeUnknown, err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -380,9 +401,12 @@ type Claimed struct {
 // marks them emitted when fn returns nil: closed windows (ending at or before
 // closedBefore) whose revision was not emitted as closed, and, with running,
 // open windows whose revision was not emitted at all. A series' windows go
-// out in order (the anomaly processor scores them in order): a window is
-// handed out with the earlier due windows of its series, after them in the
-// slice, or waits while one of them is due elsewhere. It works in one
+// out in order (the anomaly processor scores them in order): a closed window
+// waits while an earlier window of its series is due, and one call takes at
+// most one closed window per series, so that a failed export leaves at most
+// one scored window per series to emit again (the anomaly processor repeats
+// its result for the last point of a series only). The series' open windows
+// go with its first due window. It works in one
 // transaction holding the windows' rows, which other callers skip: each
 // revision is handed to one caller, and to another only if fn failed or its
 // caller died before committing. It returns how many windows fn took.
@@ -396,7 +420,7 @@ FROM window_states t
 WHERE `+due+`
   AND NOT EXISTS (SELECT 1 FROM window_states o
     WHERE o.series = t.series AND o.interval = t.interval AND o.start_unix_nano < t.start_unix_nano
-      AND o.end_unix_nano <= $1 AND o.revision > o.emitted)
+      AND ((o.end_unix_nano <= $1 AND o.revision > o.emitted) OR ($2 AND o.end_unix_nano > $1 AND o.revision > o.running)))
 ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, running, limit)
 		if err != nil {
 			return err
@@ -405,11 +429,13 @@ ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, runn
 		if err != nil || len(heads) == 0 {
 			return err
 		}
-		// ...then the due windows after it, so that a back-fill or a running
-		// window behind a closed one does not wait for further rounds.
-		claimed, err := s.following(ctx, tx, heads, closedBefore, running, limit)
-		if err != nil {
-			return err
+		// ...then its open windows, so that a running window behind a closed
+		// one does not wait for the next running tick.
+		claimed := heads
+		if running {
+			if claimed, err = openAfter(ctx, tx, heads, closedBefore, limit); err != nil {
+				return err
+			}
 		}
 		if err := fn(windowsOf(claimed)); err != nil {
 			return err
@@ -478,27 +504,59 @@ func scanClaimed(rows pgx.Rows, closedBefore int64) ([]claimedRow, error) {
 	return out, rows.Err()
 }
 
-// following returns heads, each followed by the later due windows of its
-// series in start order, up to limit windows in all. It takes the windows
-// it can lock at once and, of each series, only those before the first it
-// cannot: one held elsewhere (by a merge, say) waits for a later round, and
-// so do the windows after it. Nothing here waits for a lock, so Emit cannot
-// deadlock with merges, which lock in key order.
-func (s *Store) following(ctx context.Context, tx pgx.Tx, heads []claimedRow, closedBefore int64, running bool, limit int) ([]claimedRow, error) {
-	if len(heads) >= limit {
+// openAfter returns heads, each followed by the open windows of its series
+// that are due as running figures, in start order, up to limit windows in
+// all. Of each series it takes the windows it can lock at once, up to the
+// first it cannot (held by a merge, say), which waits for a later round with
+// those after it: Emit never waits for a lock, so it cannot deadlock with
+// merges, which lock in key order.
+func openAfter(ctx context.Context, tx pgx.Tx, heads []claimedRow, closedBefore int64, limit int) ([]claimedRow, error) {
+	room := limit - len(heads)
+	if room <= 0 {
 		return heads, nil
 	}
 	series, ivs, starts := make([][]byte, len(heads)), make([]int16, len(heads)), make([]int64, len(heads))
 	for i, h := range heads {
 		series[i], ivs[i], starts[i] = h.series, int16(h.Interval), h.Start
 	}
-	const after = `FROM window_states t
-JOIN unnest($3::bytea[], $4::int2[], $5::int8[]) AS h(series, interval, start_unix_nano)
+	// The candidates, without locks, in order; the first room of them.
+	rows, err := tx.Query(ctx, `SELECT t.series, t.interval, t.start_unix_nano
+FROM window_states t
+JOIN unnest($2::bytea[], $3::int2[], $4::int8[]) AS h(series, interval, start_unix_nano)
   ON t.series = h.series AND t.interval = h.interval AND t.start_unix_nano > h.start_unix_nano
-WHERE ` + due
-	// The candidates, without locks; then those that can be locked now.
-	rows, err := tx.Query(ctx, `SELECT t.series, t.interval, t.start_unix_nano `+after+`
-ORDER BY t.series, t.interval, t.start_unix_nano`, closedBefore, running, series, ivs, starts)
+WHERE t.end_unix_nano > $1 AND t.revision > t.running
+ORDER BY t.series, t.interval, t.start_unix_nano LIMIT $5`, closedBefore, series, ivs, starts, room)
+	if err != nil {
+		return nil, err
+	}
+	var cs, cis, cstarts = [][]byte{}, []int16{}, []int64{}
+	for rows.Next() {
+		var b []byte
+		var iv int16
+		var start int64
+		if err := rows.Scan(&b, &iv, &start); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		cs, cis, cstarts = append(cs, b), append(cis, iv), append(cstarts, start)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(cs) == 0 {
+		return heads, nil
+	}
+	// Those of them that can be locked now, and are still due.
+	rows, err = tx.Query(ctx, `SELECT `+prefixed("t.", claimColumns)+`
+FROM window_states t
+JOIN unnest($2::bytea[], $3::int2[], $4::int8[]) AS c(series, interval, start_unix_nano)
+  ON t.series = c.series AND t.interval = c.interval AND t.start_unix_nano = c.start_unix_nano
+WHERE t.end_unix_nano > $1 AND t.revision > t.running
+FOR UPDATE OF t SKIP LOCKED`, closedBefore, cs, cis, cstarts)
+	if err != nil {
+		return nil, err
+	}
+	got, err := scanClaimed(rows, closedBefore)
 	if err != nil {
 		return nil, err
 	}
@@ -507,54 +565,26 @@ ORDER BY t.series, t.interval, t.start_unix_nano`, closedBefore, running, series
 		iv     int16
 		start  int64
 	}
-	var cands []key
-	for rows.Next() {
-		var k key
-		var b []byte
-		if err := rows.Scan(&b, &k.iv, &k.start); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		k.series = string(b)
-		cands = append(cands, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(cands) == 0 {
-		return heads, nil
-	}
-	rows, err = tx.Query(ctx, `SELECT `+prefixed("t.", claimColumns)+` `+after+`
-FOR UPDATE OF t SKIP LOCKED`, closedBefore, running, series, ivs, starts)
-	if err != nil {
-		return nil, err
-	}
-	got, err := scanClaimed(rows, closedBefore)
-	if err != nil {
-		return nil, err
-	}
 	locked := make(map[key]*claimedRow, len(got))
 	for i := range got {
 		g := &got[i]
 		locked[key{string(g.series), int16(g.Interval), g.Start}] = g
 	}
 	more := map[key][]claimedRow{} // by series and interval (start 0)
-	room := limit - len(heads)
-	open := false // the current series' windows are contiguous so far
-	for i, c := range cands {
-		group := key{c.series, c.iv, 0}
-		if i == 0 || group != (key{cands[i-1].series, cands[i-1].iv, 0}) {
+	open := false                  // the current series' windows are contiguous so far
+	for i := range cs {
+		group := key{string(cs[i]), cis[i], 0}
+		if i == 0 || string(cs[i-1]) != group.series || cis[i-1] != group.iv {
 			open = true
 		}
-		w := locked[c]
-		if !open || w == nil || room == 0 {
+		w := locked[key{group.series, group.iv, cstarts[i]}]
+		if !open || w == nil {
 			open = false
 			continue
 		}
 		more[group] = append(more[group], *w)
-		room--
 	}
-	out := make([]claimedRow, 0, limit-room)
+	out := make([]claimedRow, 0, len(heads)+len(got))
 	for _, h := range heads {
 		out = append(out, h)
 		out = append(out, more[key{string(h.series), int16(h.Interval), 0}]...)

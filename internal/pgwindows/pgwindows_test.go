@@ -273,74 +273,79 @@ func TestEmitHandsEachRevisionToOneEmitter(t *testing.T) {
 	assert.Zero(t, n)
 }
 
-// A series' due windows go out in order, in one emission, even with several
-// emitters: another gets none of them while they are being emitted; a
-// running window behind closed ones goes with them; a window that cannot be
-// locked (a merge holds it) waits, and so do the windows after it; limit
+// A series' due windows go out in order, one closed window per emission,
+// even with several emitters: another gets none of them while they are being
+// emitted. The series' open windows go with its first due window, as far as
+// they can be locked (one held by a merge waits, and those after it); limit
 // bounds the count.
 func TestEmitKeepsSeriesOrder(t *testing.T) {
-	dsn := pgtest.NewDatabase(t)
-	a, b := newStore(t, dsn), newStore(t, dsn)
+	var a, b *Store
+	fresh := func() { // each part on its own database
+		dsn := pgtest.NewDatabase(t)
+		a, b = newStore(t, dsn), newStore(t, dsn)
+	}
+	fresh()
 	ctx := context.Background()
 	const day = int64(86_400e9)
-	backfill := func(series string, days int) {
+	write := func(series string, days ...int) {
 		var ds []Delta
-		for d := range days {
+		for _, d := range days {
 			ds = append(ds, delta(series, aggregation.Sum, int64(d)*day, [3]float64{float64(d + 1), 0, 0}))
 		}
 		_, err := a.Merge(ctx, ds)
 		require.NoError(t, err)
 	}
-	emit := func(s *Store, now int64, running bool, limit int) (starts []int64, kinds []Kind) {
+	type out struct {
+		starts []int64
+		kinds  []Kind
+	}
+	emit := func(s *Store, now int64, running bool, limit int, during func()) (o out) {
 		_, err := s.Emit(ctx, now, running, limit, func(cs []Claimed) error {
 			for _, c := range cs {
-				starts, kinds = append(starts, c.Start), append(kinds, c.Kind)
+				o.starts, o.kinds = append(o.starts, c.Start/day), append(o.kinds, c.Kind)
+			}
+			if during != nil {
+				during()
 			}
 			return nil
 		})
 		require.NoError(t, err)
-		return starts, kinds
+		return o
+	}
+	nothingElsewhere := func(now int64) func() {
+		return func() {
+			n, err := b.Emit(ctx, now, true, 1000, func([]Claimed) error { return nil })
+			assert.NoError(t, err)
+			assert.Zero(t, n, "another emitter gets nothing of the series meanwhile")
+		}
 	}
 
-	// Three closed days and the open fourth: one emission, in order.
-	backfill("s", 4)
+	// Three closed days and two open ones.
+	write("s", 0, 1, 2, 3, 4)
 	now := 3*day + day/2
-	_, err := a.Emit(ctx, now, true, 1000, func(cs []Claimed) error {
-		var starts []int64
-		var kinds []Kind
-		for _, c := range cs {
-			starts, kinds = append(starts, c.Start), append(kinds, c.Kind)
-		}
-		assert.Equal(t, []int64{0, day, 2 * day, 3 * day}, starts)
-		assert.Equal(t, []Kind{Closed, Closed, Closed, Running}, kinds)
-		// Meanwhile another emitter gets nothing of this series.
-		n, err := b.Emit(ctx, now, true, 1000, func([]Claimed) error { return nil })
-		assert.NoError(t, err)
-		assert.Zero(t, n)
-		return nil
-	})
-	require.NoError(t, err)
+	assert.Equal(t, out{[]int64{0, 3, 4}, []Kind{Closed, Running, Running}}, emit(a, now, true, 1000, nothingElsewhere(now)))
+	assert.Equal(t, out{[]int64{1}, []Kind{Closed}}, emit(a, now, true, 1000, nothingElsewhere(now)))
+	assert.Equal(t, out{[]int64{2}, []Kind{Closed}}, emit(a, now, true, 1000, nil))
+	assert.Equal(t, out{}, emit(a, now, true, 1000, nil))
 
-	// The open day closes: it goes out again, as a closed window.
-	now = 10 * day
-	starts, kinds := emit(a, now, false, 1000)
-	assert.Equal(t, []int64{3 * day}, starts)
-	assert.Equal(t, []Kind{Closed}, kinds)
+	// Open windows only: the first is due, the others go with it.
+	fresh()
+	write("o", 10, 11, 12)
+	assert.Equal(t, out{[]int64{10, 11, 12}, []Kind{Running, Running, Running}}, emit(b, now, true, 1000, nil))
 
-	// Five closed days of another series; the third is locked elsewhere.
-	backfill("t", 5)
+	// A closed day and three open ones, the second held by a merge.
+	fresh()
+	write("u", 20, 25, 26, 27)
+	now = 24*day + day/2
 	hold, err := a.pool.Begin(ctx)
 	require.NoError(t, err)
-	_, err = hold.Exec(ctx, `SELECT 1 FROM window_states WHERE series = 't' AND start_unix_nano = $1 FOR UPDATE`, 2*day)
+	_, err = hold.Exec(ctx, `SELECT 1 FROM window_states WHERE series = 'u' AND start_unix_nano = $1 FOR UPDATE`, 26*day)
 	require.NoError(t, err)
-	starts, _ = emit(b, now, false, 1000)
-	assert.Equal(t, []int64{0, day}, starts, "the windows before the locked one")
+	assert.Equal(t, out{[]int64{20, 25}, []Kind{Closed, Running}}, emit(b, now, true, 1000, nil), "up to the locked one")
 	require.NoError(t, hold.Rollback(ctx))
-
-	starts, _ = emit(b, now, false, 2)
-	assert.Equal(t, []int64{2 * day, 3 * day}, starts, "then on from it, limit windows")
-	starts, _ = emit(a, now, false, 1000)
-	assert.Equal(t, []int64{4 * day}, starts)
+	assert.Equal(t, out{[]int64{26}, []Kind{Running}}, emit(b, now, true, 1, nil), "then on from it, limit windows")
+	assert.Equal(t, out{[]int64{27}, []Kind{Running}}, emit(b, now, true, 1000, nil))
+	assert.Equal(t, out{}, emit(a, now, false, 1000, nil), "closed ones only: nothing left")
 }
 
 // get returns the stored state of a window; ok is false when none is stored.

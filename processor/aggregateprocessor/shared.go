@@ -122,7 +122,13 @@ func (p *aggProcessor) applyShared(ctx context.Context, b *windows.Batch) error 
 	if m.err != nil {
 		err = m.err
 	}
+	noFigures := errors.Is(err, pgwindows.ErrNoFigures)
 	switch {
+	case noFigures:
+		// Counted: the request succeeds, without figures (a returnValue
+		// request then gets the receiver's 500, which says not to resend).
+		p.logger.Warn("A merge committed, but after its connection broke its figures could not be read back; its values counted",
+			zap.Int("windows", len(deltas)), zap.Error(err))
 	case errors.Is(err, pgwindows.ErrNonFinite):
 		return consumererror.NewPermanent(fmt.Errorf("%w: %w", windows.ErrNonFinite, err))
 	case errors.Is(err, pgwindows.ErrOutcomeUnknown):
@@ -140,7 +146,7 @@ func (p *aggProcessor) applyShared(ctx context.Context, b *windows.Batch) error 
 	p.tel.ProcessorAggregateCommits.Add(ctx, 1)
 	p.tel.ProcessorAggregateCommittedWindows.Add(ctx, int64(len(deltas)))
 	p.health.ok(p)
-	if slot := figures.FromContext(ctx); slot != nil {
+	if slot := figures.FromContext(ctx); slot != nil && !noFigures {
 		for j, f := range wins {
 			f.State = m.merged[j].State.State(f.Desc.Fn)
 			putFigure(slot, f)
