@@ -347,14 +347,14 @@ const (
 var reasonNames = [nReasons]string{"max_series", "max_series_per_tenant"}
 
 // score looks the series of tenant up (creating it when allowed) and scores dp's value.
-func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, tenant string, ts int64, v float64, now int64, st *batchStats) (detector.Result, bool) {
+func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, tenant string, ts int64, v float64, now int64, st *batchStats) (detector.Result, outcome) {
 	sh := &p.shards[k.a%nShards]
 	sh.mu.Lock()
 	s := sh.m[k]
 	if s == nil {
 		if s = p.newSeries(ctx, sh, k, tenant, st); s == nil {
 			sh.mu.Unlock()
-			return detector.Result{}, false
+			return detector.Result{}, unscored
 		}
 	}
 	if s.tenant == noTenant {
@@ -368,16 +368,25 @@ func (p *anomalyProcessor) score(ctx context.Context, k seriesKey, tenant string
 	return res, ok
 }
 
+// outcome says what scoring did with a point.
+type outcome uint8
+
+const (
+	unscored outcome = iota // no output: learning, late, restated, or no series
+	scored                  // scored now
+	repeated                // the series' last point again: its earlier result, not counted again
+)
+
 // update scores value v at ts (unix ns) of series s, at wall clock now.
-func (p *anomalyProcessor) update(s *series, ts int64, v float64, now int64) (detector.Result, bool) {
+func (p *anomalyProcessor) update(s *series, ts int64, v float64, now int64) (detector.Result, outcome) {
 	s.seen = now
 	if ts <= s.lastTS {
 		// Not after the last value: a late or repeated point is not learned
 		// twice; the last point again, with its value, gets its result again.
-		if ts == s.lastTS && v == s.lastValue {
-			return s.last, s.last.Ready
+		if ts == s.lastTS && v == s.lastValue && s.last.Ready {
+			return s.last, repeated
 		}
-		return detector.Result{}, false
+		return detector.Result{}, unscored
 	}
 	sec := ts / 1e9
 	if s.lastTS == noPoint {
@@ -391,7 +400,10 @@ func (p *anomalyProcessor) update(s *series, ts int64, v float64, now int64) (de
 	res := s.st.Update(c, sec, v)
 	s.last, s.lastValue = res, v
 	s.dirty = true
-	return res, res.Ready
+	if !res.Ready {
+		return res, unscored
+	}
+	return res, scored
 }
 
 // newSeries creates the state of series k of tenant (sh is locked; it may be
@@ -444,7 +456,7 @@ func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metric
 	}
 	now := p.now().UnixNano()
 	var st batchStats
-	p.walk(md, now, func(k seriesKey, tenant string, ts int64, v float64) (detector.Result, bool) {
+	p.walk(md, now, func(k seriesKey, tenant string, ts int64, v float64) (detector.Result, outcome) {
 		return p.score(ctx, k, tenant, ts, v, now, &st)
 	}, &st)
 	p.record(ctx, &st)
@@ -452,7 +464,7 @@ func (p *anomalyProcessor) processMetrics(ctx context.Context, md pmetric.Metric
 }
 
 // scorer scores one value of series k.
-type scorer func(k seriesKey, tenant string, ts int64, v float64) (detector.Result, bool)
+type scorer func(k seriesKey, tenant string, ts int64, v float64) (detector.Result, outcome)
 
 // walk scores every selected point of md with score and adds the outputs.
 func (p *anomalyProcessor) walk(md pmetric.Metrics, now int64, score scorer, st *batchStats) {
@@ -540,13 +552,15 @@ func (p *anomalyProcessor) processPoints(m pmetric.Metric, pts pmetric.NumberDat
 			ts = now
 		}
 		k := pointKey(mk, hashMap(0, dp.Attributes(), true))
-		res, ok := score(k, tenant, ts, v)
-		if !ok {
+		res, how := score(k, tenant, ts, v)
+		if how == unscored {
 			continue
 		}
-		st.scored++
-		if res.Anomaly {
-			st.flagged++
+		if how == scored {
+			st.scored++
+			if res.Anomaly {
+				st.flagged++
+			}
 		}
 		if p.cfg.Metrics {
 			if !created {

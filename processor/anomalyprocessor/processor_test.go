@@ -243,9 +243,13 @@ func TestRepeatedPointsAreNotLearnedTwice(t *testing.T) {
 	assert.Equal(t, first, again, "the same score")
 	assert.Greater(t, again.v, 0.9)
 	assert.Equal(t, []float64{1, 1}, []float64{flags[len(flags)-2].v, flags[len(flags)-1].v}, "flagged both times")
+	assert.EqualValues(t, len(vs)+1, tp.counter(t, "points_scored"), "the repeat is not counted again")
+	flagged := tp.counter(t, "points_flagged")
 
+	tp.consume(t, spike) // again
+	assert.Equal(t, flagged, tp.counter(t, "points_flagged"), "one flag, however often it is re-emitted")
 	tp.consume(t, point{metric: "m", ts: t0.Add(61 * time.Minute), v: 100})
-	assert.Len(t, tp.points("m"+scoreSuffix), len(vs)+3)
+	assert.Len(t, tp.points("m"+scoreSuffix), len(vs)+4)
 }
 
 // TestPointsBefore1970AreScored: a timestamp before the epoch is negative;

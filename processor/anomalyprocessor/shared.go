@@ -97,11 +97,11 @@ type scoring struct {
 func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics) error {
 	sc := &scoring{md: md, now: p.now().UnixNano(), tenants: map[seriesKey]string{}}
 	// The series of the batch, found by a walk that scores nothing.
-	p.walk(md, sc.now, func(k seriesKey, tenant string, _ int64, _ float64) (detector.Result, bool) {
+	p.walk(md, sc.now, func(k seriesKey, tenant string, _ int64, _ float64) (detector.Result, outcome) {
 		if _, ok := sc.tenants[k]; !ok {
 			sc.tenants[k] = tenant
 		}
-		return detector.Result{}, false
+		return detector.Result{}, unscored
 	}, &batchStats{})
 	if len(sc.tenants) == 0 {
 		return nil
@@ -167,7 +167,7 @@ func (p *anomalyProcessor) scoreRound(scs []*scoring) error {
 		}
 		for _, sc := range scs {
 			sc.st = batchStats{}
-			p.walk(sc.md, sc.now, func(k seriesKey, _ string, ts int64, v float64) (detector.Result, bool) {
+			p.walk(sc.md, sc.now, func(k seriesKey, _ string, ts int64, v float64) (detector.Result, outcome) {
 				s := states[k]
 				if s == nil { // new to the database; the series gauges count only what this process holds
 					s = &series{}

@@ -71,7 +71,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.ProcessorAnomalyPointsScored, err = builder.meter.Int64Counter(
 		"otelcol_processor_anomaly_points_scored",
-		metric.WithDescription("Number of data points scored by the detector (after their series' learning period). [Alpha]"),
+		metric.WithDescription("Number of data points scored by the detector (after their series' learning period); a series' last point coming again (a re-emitted window) gets its outputs again but is not counted again. [Alpha]"),
 		metric.WithUnit("{point}"),
 	)
 	errs = errors.Join(errs, err)

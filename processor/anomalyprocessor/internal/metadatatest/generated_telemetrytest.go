@@ -40,7 +40,7 @@ func AssertEqualProcessorAnomalyPointsFlagged(t *testing.T, tt *componenttest.Te
 func AssertEqualProcessorAnomalyPointsScored(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_processor_anomaly_points_scored",
-		Description: "Number of data points scored by the detector (after their series' learning period). [Alpha]",
+		Description: "Number of data points scored by the detector (after their series' learning period); a series' last point coming again (a re-emitted window) gets its outputs again but is not counted again. [Alpha]",
 		Unit:        "{point}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
