@@ -491,12 +491,42 @@ func scenarioPointsKeyMigration(t *testing.T, s store) {
 	require.NoError(t, err)
 	before := s.points(t)
 	require.Len(t, before, 3)
+	// What users add next to the exporter's schema survives.
+	userObjects := []string{
+		`CREATE VIEW cpu_points AS SELECT time_unix_nano, value FROM points WHERE metric = 'cpu'`,
+		`CREATE INDEX points_by_value ON points (value)`,
+	}
+	if s.driver == DriverSQLite {
+		userObjects = append(userObjects, `CREATE TABLE point_log (n INTEGER)`,
+			`CREATE TRIGGER points_logged AFTER INSERT ON points BEGIN INSERT INTO point_log VALUES (1); END`)
+	}
+	for _, stmt := range userObjects {
+		_, err = s.db.Exec(stmt)
+		require.NoError(t, err, stmt)
+	}
 
-	s.newExporter(t)
+	e := s.newExporter(t)
+	var n int
+	require.NoError(t, s.db.QueryRow(`SELECT count(*) FROM cpu_points`).Scan(&n))
+	assert.Equal(t, 2, n, "a user's view still reads the table")
+	if s.driver == DriverSQLite {
+		require.NoError(t, s.db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name IN ('points_by_value', 'points_logged') AND tbl_name = 'points'`).Scan(&n))
+		assert.Equal(t, 2, n, "a user's index and trigger are there again")
+		_, err = s.db.Exec(`DROP INDEX points_by_value`) // checkSchema lists the exporter's own
+		require.NoError(t, err)
+	} else {
+		_, err = s.db.Exec(`DROP INDEX points_by_value`)
+		require.NoError(t, err)
+	}
 	checkSchema(t, s)
 	assert.Equal(t, before, s.points(t), "the rows survive the migration as they were")
 	assert.Equal(t, []string{"time_unix_nano", "series_id"}, primaryKey(t, s, "points"))
 	_, err = s.db.Exec(`INSERT INTO points (` + strings.Join(pointColumns, ", ") + `) VALUES
   ('a', 'cpu', '{"k":"1"}', '{}', '{"host":"h"}', 1000, 9, 'gauge', '1', 9)`)
 	require.Error(t, err, "(series, time) is still unique")
+	if s.driver == DriverSQLite {
+		require.NoError(t, e.push(context.Background(), metricsOf(resA, loadBatch(0, 1)...)))
+		require.NoError(t, s.db.QueryRow(`SELECT count(*) FROM point_log`).Scan(&n))
+		assert.Equal(t, 1, n, "the user's trigger fires")
+	}
 }

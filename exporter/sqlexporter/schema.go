@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,9 @@ type migration struct {
 	version int64
 	name    string
 	stmts   func(d dialect) []string
+	// after, when set, returns statements to run after stmts, read from
+	// the database before them (what a rebuild must restore).
+	after func(ctx context.Context, tx *sql.Tx, d dialect) ([]string, error)
 }
 
 // migrations is the schema history. Append only: never edit a released
@@ -165,6 +169,9 @@ var migrations = []migration{
 			}
 		}
 		// SQLite cannot change a primary key in place: the table is copied.
+		// legacy_alter_table leaves views alone while the table is renamed
+		// (they name "points", which is there again afterwards); indexes and
+		// triggers go with the dropped table, and after restores them.
 		return []string{
 			`CREATE TABLE points_v4 (
   series_id TEXT NOT NULL,
@@ -181,11 +188,40 @@ var migrations = []migration{
 )` + d.tableOptions,
 			`INSERT INTO points_v4 (` + strings.Join(pointColumns, ", ") + `)
 SELECT ` + strings.Join(pointColumns, ", ") + ` FROM points ORDER BY time_unix_nano, series_id`,
+			`PRAGMA legacy_alter_table = ON`,
 			`DROP TABLE points`,
 			`ALTER TABLE points_v4 RENAME TO points`,
+			`PRAGMA legacy_alter_table = OFF`,
 			`CREATE INDEX points_metric_time ON points (metric, time_unix_nano)`,
 		}
+	}, after: func(ctx context.Context, tx *sql.Tx, d dialect) ([]string, error) {
+		if d.driver == DriverPostgres {
+			return nil, nil // the key changes in place: nothing else is touched
+		}
+		return userObjects(ctx, tx, "points", "points_metric_time")
 	}},
+}
+
+// userObjects returns the statements that created the indexes and triggers
+// on table other than the exporter's own (names in ours) and the key's.
+func userObjects(ctx context.Context, tx *sql.Tx, table string, ours ...string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_schema
+WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var stmts []string
+	for rows.Next() {
+		var name, stmt string
+		if err := rows.Scan(&name, &stmt); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(ours, name) {
+			stmts = append(stmts, stmt)
+		}
+	}
+	return stmts, rows.Err()
 }
 
 // schemaVersion is the version this exporter writes.
@@ -253,7 +289,13 @@ func migrateTo(ctx context.Context, db *sql.DB, d dialect, target int64) (applie
 		if done[m.version] || m.version > target {
 			continue
 		}
-		for _, stmt := range m.stmts(d) {
+		var restore []string
+		if m.after != nil {
+			if restore, err = m.after(ctx, tx, d); err != nil {
+				return nil, fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		for _, stmt := range append(m.stmts(d), restore...) {
 			if _, err = tx.ExecContext(ctx, stmt); err != nil {
 				return nil, fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
