@@ -87,7 +87,20 @@ type scoring struct {
 	now     int64
 	tenants map[seriesKey]string
 	st      batchStats
+	err     error // of its transaction
 }
+
+// maxRoundSeries bounds the series (advisory locks) of one transaction: the
+// server's lock table is shared by every session, about
+// max_locks_per_transaction × max_connections entries (6,400 by default).
+// A round's batches are split into transactions of at most this many series
+// (a larger batch gets a transaction of its own).
+var maxRoundSeries = 1000
+
+// lockTimeout bounds how long a transaction waits for a series' lock (held
+// by another collector, maybe on a connection that died): it then fails, and
+// nothing of it was learned.
+var lockTimeout = "10s"
 
 // processShared scores md against the shared states. Concurrent batches
 // share transactions (internal/groupcommit): a round locks the series of all
@@ -108,25 +121,70 @@ func (p *anomalyProcessor) processShared(ctx context.Context, md pmetric.Metrics
 	}
 	// Whether the batch was learned must be known: wait for the round even
 	// when the caller stops waiting.
-	if err := p.shared.rounds.Wait(context.WithoutCancel(ctx), p.shared.rounds.Add(sc)); err != nil {
-		p.tb.ProcessorAnomalyStorageErrors.Add(ctx, 1)
+	err := p.shared.rounds.Wait(context.WithoutCancel(ctx), p.shared.rounds.Add(sc))
+	if sc.err != nil {
+		err = sc.err
+	}
+	if err != nil {
 		return fmt.Errorf("anomaly processor: scoring against the shared detector states failed: %w", err)
 	}
 	p.record(ctx, &sc.st)
 	return nil
 }
 
-// scoreRound scores the batches of one round in one transaction.
+// scoreRound scores the batches of one round, in arrival order, in as few
+// transactions of at most maxRoundSeries series as it can.
 func (p *anomalyProcessor) scoreRound(scs []*scoring) error {
-	ctx := context.Background() // the round's callers may be gone; the round is still theirs
-	tenants := map[seriesKey]string{}
-	for _, sc := range scs {
-		for k, t := range sc.tenants {
-			if _, ok := tenants[k]; !ok {
-				tenants[k] = t
-			}
+	for _, g := range splitRound(scs, maxRoundSeries) {
+		err := p.scoreInTx(g.scs, g.keys)
+		if err != nil {
+			p.tb.ProcessorAnomalyStorageErrors.Add(context.Background(), 1)
+		}
+		for _, sc := range g.scs {
+			sc.err = err
 		}
 	}
+	return nil
+}
+
+// roundGroup is consecutive batches of a round and their series.
+type roundGroup struct {
+	scs  []*scoring
+	keys map[seriesKey]string
+}
+
+// splitRound cuts scs, in order, into groups of at most max series (a batch
+// with more is a group of its own).
+func splitRound(scs []*scoring, max int) []roundGroup {
+	var out []roundGroup
+	for len(scs) > 0 {
+		n, keys := 0, map[seriesKey]string{}
+		for ; n < len(scs); n++ {
+			added := 0
+			for k := range scs[n].tenants {
+				if _, ok := keys[k]; !ok {
+					added++
+				}
+			}
+			if n > 0 && len(keys)+added > max {
+				break
+			}
+			for k, t := range scs[n].tenants {
+				if _, ok := keys[k]; !ok {
+					keys[k] = t
+				}
+			}
+		}
+		out = append(out, roundGroup{scs: scs[:n], keys: keys})
+		scs = scs[n:]
+	}
+	return out
+}
+
+// scoreInTx scores batches scs, whose series (and their tenants) are
+// tenants, in one transaction.
+func (p *anomalyProcessor) scoreInTx(scs []*scoring, tenants map[seriesKey]string) error {
+	ctx := context.Background() // the round's callers may be gone; the round is still theirs
 	keys := make([]seriesKey, 0, len(tenants))
 	for k := range tenants {
 		keys = append(keys, k)
@@ -138,6 +196,7 @@ func (p *anomalyProcessor) scoreRound(scs []*scoring) error {
 	}
 	return pgx.BeginFunc(ctx, p.shared.pool, func(tx pgx.Tx) error {
 		var locks pgx.Batch
+		locks.Queue("SET LOCAL lock_timeout = '" + lockTimeout + "'")
 		for _, k := range keys {
 			// A lock per series, also for series without a row yet.
 			locks.Queue("SELECT pg_advisory_xact_lock($1)", k.lockID())

@@ -2,6 +2,7 @@ package anomalyprocessor
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sync"
@@ -193,4 +194,79 @@ func BenchmarkSharedScoring(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
+}
+
+// A round's batches go, in order, into transactions of at most max series.
+func TestSplitRound(t *testing.T) {
+	batchOf := func(ks ...uint64) *scoring {
+		sc := &scoring{tenants: map[seriesKey]string{}}
+		for _, k := range ks {
+			sc.tenants[seriesKey{a: k}] = ""
+		}
+		return sc
+	}
+	scs := []*scoring{batchOf(1, 2), batchOf(2, 3), batchOf(4), batchOf(5, 6, 7, 8, 9), batchOf(1)}
+	var sizes [][2]int // batches, series
+	for _, g := range splitRound(scs, 4) {
+		sizes = append(sizes, [2]int{len(g.scs), len(g.keys)})
+	}
+	assert.Equal(t, [][2]int{{3, 4}, {1, 5}, {1, 1}}, sizes, "a shared series counts once; a larger batch goes alone")
+}
+
+// A batch whose series is locked elsewhere for longer than lock_timeout
+// fails and learns nothing; the batches queued meanwhile, more series than
+// one transaction takes, are all scored.
+func TestSharedRoundWaitsBounded(t *testing.T) {
+	srv, err := pgserver.Start(pgserver.Options{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Remove)
+	defer func(n int, d string) { maxRoundSeries, lockTimeout = n, d }(maxRoundSeries, lockTimeout)
+	maxRoundSeries, lockTimeout = 4, "300ms"
+	cfg := createDefaultConfig().(*Config)
+	cfg.LearningPeriod = 0
+	cfg.Postgres = &PostgresConfig{DSN: configopaque.String(srv.DSN("postgres"))}
+	tp := newTestProc(t, cfg, nil)
+	ctx := context.Background()
+	pool := tp.p.shared.pool
+	tp.consume(t, point{metric: "held", ts: t0, v: 1})
+	var key, state []byte
+	require.NoError(t, pool.QueryRow(ctx, `SELECT series, state FROM anomaly_states`).Scan(&key, &state))
+	lock := int64(binary.BigEndian.Uint64(key) ^ binary.BigEndian.Uint64(key[8:]))
+	count := func() int64 {
+		require.NoError(t, pool.QueryRow(ctx, `SELECT state FROM anomaly_states WHERE series = $1`, key).Scan(&state))
+		var s series
+		require.NoError(t, s.unmarshalBinary(state))
+		return s.st.Count()
+	}
+
+	holder, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = holder.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, lock)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Add(1)
+		go func() { // queued behind the held round
+			defer wg.Done()
+			time.Sleep(50 * time.Millisecond)
+			errs[i] = tp.ConsumeMetrics(ctx, batch(
+				point{metric: "m", attrs: map[string]any{"k": fmt.Sprint(i, "a")}, ts: t0, v: 1},
+				point{metric: "m", attrs: map[string]any{"k": fmt.Sprint(i, "b")}, ts: t0, v: 1},
+				point{metric: "m", attrs: map[string]any{"k": fmt.Sprint(i, "c")}, ts: t0, v: 1}))
+		}()
+	}
+	err = tp.ConsumeMetrics(ctx, batch(point{metric: "held", ts: t0.Add(time.Minute), v: 2}))
+	require.Error(t, err, "the series' lock was held past lock_timeout")
+	wg.Wait()
+	require.NoError(t, holder.Rollback(ctx))
+	for _, err := range errs {
+		assert.NoError(t, err)
+	}
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM anomaly_states`).Scan(&n))
+	assert.Equal(t, 61, n, "every queued series scored")
+	assert.EqualValues(t, 1, count(), "the failed batch learned nothing")
+	tp.consume(t, point{metric: "held", ts: t0.Add(time.Minute), v: 2})
+	assert.EqualValues(t, 2, count(), "sent again, it is learned")
 }
