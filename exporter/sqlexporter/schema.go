@@ -198,6 +198,23 @@ SELECT ` + strings.Join(pointColumns, ", ") + ` FROM points ORDER BY time_unix_n
 		if d.driver == DriverPostgres {
 			return nil, nil // the key changes in place: nothing else is touched
 		}
+		// Dropping a table that other tables reference with foreign keys on
+		// would delete (or fail on) their rows: refuse instead.
+		var fk int
+		if err := tx.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil {
+			return nil, err
+		}
+		if fk != 0 {
+			var refs string
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(group_concat(DISTINCT s.name), '') FROM sqlite_schema s, pragma_foreign_key_list(s.name) f
+WHERE s.type = 'table' AND f."table" = 'points'`).Scan(&refs); err != nil {
+				return nil, err
+			}
+			if refs != "" {
+				return nil, fmt.Errorf("tables %s reference points with foreign keys, which are on: this migration copies points, "+
+					"and dropping the old table would delete or refuse their rows; start once with foreign_keys off in the dsn", refs)
+			}
+		}
 		return userObjects(ctx, tx, "points", "points_metric_time")
 	}},
 }

@@ -271,3 +271,36 @@ func TestDefaultPushReturnsOnceCommitted(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Migration 4 copies points: with foreign keys on and a table referencing
+// points, it refuses (and the exporter does not start) rather than let the
+// drop of the old table delete that table's rows.
+func TestSQLitePointsKeyMigrationRefusesForeignKeys(t *testing.T) {
+	s := newSQLiteStore(t)
+	_, err := migrateTo(context.Background(), s.db, sqliteDialect, 3)
+	require.NoError(t, err)
+	for _, stmt := range []string{
+		`INSERT INTO points VALUES ('a', 'cpu', '{}', '{}', '{}', 1000, 1, 'gauge', '', 7)`,
+		`CREATE TABLE notes (series_id TEXT, time_unix_nano INTEGER, note TEXT,
+  FOREIGN KEY (time_unix_nano, series_id) REFERENCES points (time_unix_nano, series_id) ON DELETE CASCADE)`,
+		`INSERT INTO notes VALUES ('a', 1000, 'deploy')`,
+	} {
+		_, err = s.db.Exec(stmt)
+		require.NoError(t, err, stmt)
+	}
+	cfg := s.config()
+	cfg.DSN += "?_pragma=foreign_keys(1)"
+	e, err := newSQLExporter(cfg, exportertest.NewNopSettings(typ))
+	require.NoError(t, err)
+	err = e.start(context.Background(), nil)
+	require.ErrorContains(t, err, "notes reference points")
+	require.NoError(t, e.shutdown(context.Background()))
+	var n int
+	require.NoError(t, s.db.QueryRow(`SELECT count(*) FROM notes`).Scan(&n))
+	assert.Equal(t, 1, n, "the referencing rows are untouched")
+
+	e = startExporter(t, s.config(), exportertest.NewNopSettings(typ)) // foreign keys off: migrates
+	require.NoError(t, s.db.QueryRow(`SELECT count(*) FROM notes`).Scan(&n))
+	assert.Equal(t, 1, n)
+	_ = e
+}

@@ -289,8 +289,10 @@ func (a *threatConnectAPI) data(w http.ResponseWriter, r *http.Request, tenant s
 	// the start-up probe has reported its window (internal/figures).
 	f, ok := slot.Find(m.Name, iv)
 	if !ok {
-		// A bug, or a pipeline changed at runtime: the value counted, but
-		// no figure exists that the receiver could honestly answer.
+		// The value counted, but no figure exists that the receiver could
+		// honestly answer: in cluster mode, a merge whose figures could not
+		// be read back after its connection broke (the aggregate processor
+		// logs it); otherwise a bug, or a pipeline changed at runtime.
 		a.internalError(w, fmt.Errorf("no aggregate processor reported the window of %q for returnValue; the value itself was accepted", m.Name))
 		return
 	}
