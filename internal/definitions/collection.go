@@ -388,13 +388,20 @@ func (c *Collection[T]) insert(ctx context.Context, u *tenantUsage, key string, 
 
 // Delete removes the definition under key and returns it.
 func (c *Collection[T]) Delete(ctx context.Context, key string) (T, error) {
-	if c.reg.shared != nil {
-		return c.inTx(ctx, func(cp *Collection[T]) (T, error) { return cp.delete(ctx, key) })
-	}
-	return c.delete(ctx, key)
+	return c.DeleteIf(ctx, key, nil)
 }
 
-func (c *Collection[T]) delete(ctx context.Context, key string) (T, error) {
+// DeleteIf removes the definition under key, if check (when not nil) accepts
+// it, and returns it; check's error is returned as it is, and nothing is
+// deleted.
+func (c *Collection[T]) DeleteIf(ctx context.Context, key string, check func(cur T) error) (T, error) {
+	if c.reg.shared != nil {
+		return c.inTx(ctx, func(cp *Collection[T]) (T, error) { return cp.delete(ctx, key, check) })
+	}
+	return c.delete(ctx, key, check)
+}
+
+func (c *Collection[T]) delete(ctx context.Context, key string, check func(cur T) error) (T, error) {
 	var zero T
 	c.mu.Lock()
 	e, ok, err := c.settled(ctx, key)
@@ -404,6 +411,11 @@ func (c *Collection[T]) delete(ctx context.Context, key string) (T, error) {
 	defer c.mu.Unlock()
 	if !ok {
 		return zero, ErrNotFound
+	}
+	if check != nil {
+		if err := check(e.item); err != nil {
+			return zero, err
+		}
 	}
 	u, err := c.reg.lockUsage(ctx, c.b, c.tenant)
 	if err != nil {

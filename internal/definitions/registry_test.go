@@ -293,3 +293,28 @@ func TestDeleteWaitsForReplacement(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// DeleteIf deletes only what its check accepts, and returns the check's
+// error unchanged otherwise; memory and storage agree.
+func TestDeleteIf(t *testing.T) {
+	ctx := context.Background()
+	backend, c := slowCollection(t)
+	_, err := createItem(ctx, c, "a")
+	require.NoError(t, err)
+	errNotMine := errors.New("not mine")
+	_, err = c.DeleteIf(ctx, "a", func(item) error { return errNotMine })
+	require.ErrorIs(t, err, errNotMine)
+	_, ok := c.Get("a")
+	assert.True(t, ok, "refused: still there")
+
+	_, err = c.DeleteIf(ctx, "a", func(item) error { return nil })
+	require.NoError(t, err)
+	_, ok = c.Get("a")
+	assert.False(t, ok)
+	reloaded, err := CollectionOf[item](ctx, NewRegistry(backend), KindBigFixDocument, "")
+	require.NoError(t, err)
+	_, ok = reloaded.Get("a")
+	assert.False(t, ok, "deleted in storage too")
+	_, err = c.DeleteIf(ctx, "a", func(item) error { return nil })
+	assert.ErrorIs(t, err, ErrNotFound)
+}

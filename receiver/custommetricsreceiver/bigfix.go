@@ -1,10 +1,12 @@
 package custommetricsreceiver // import "github.com/custommetrics/bundle/receiver/custommetricsreceiver"
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -192,13 +194,29 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	}
 	if md, n := batch.Metrics(); n > 0 {
 		if err := a.r.consume(r.Context(), apiBigFix, md, n); err != nil {
-			// The undo belongs to the refusal, not to the client's wait.
+			// The undo belongs to the refusal, not to the client's wait. It
+			// puts the previous document back only while this post's is
+			// still the current one: a post accepted meanwhile keeps its own.
 			undoCtx := context.WithoutCancel(r.Context())
+			ours := func(cur bigfix.Document) error {
+				if cur.Tag != doc.Tag || cur.LastChanged != doc.LastChanged || !bytes.Equal(cur.Metrics, doc.Metrics) {
+					return errSuperseded
+				}
+				return nil
+			}
 			var undoErr error
 			if existed {
-				_, undoErr = c.Put(undoCtx, tag, func(bigfix.Document, bool) (bigfix.Document, error) { return prev, nil })
+				_, undoErr = c.Put(undoCtx, tag, func(cur bigfix.Document, exists bool) (bigfix.Document, error) {
+					if !exists {
+						return cur, errSuperseded
+					}
+					return prev, ours(cur)
+				})
 			} else {
-				_, undoErr = c.Delete(undoCtx, tag)
+				_, undoErr = c.DeleteIf(undoCtx, tag, ours)
+			}
+			if errors.Is(undoErr, errSuperseded) || errors.Is(undoErr, definitions.ErrNotFound) {
+				undoErr = nil // another post changed or deleted it since: that one stands
 			}
 			if undoErr != nil {
 				a.r.settings.Logger.Error("Restoring a BigFix document after its values were refused failed", zap.String("tag", tag), zap.Error(undoErr))
@@ -213,6 +231,9 @@ func (a *bigFixAPI) post(w http.ResponseWriter, r *http.Request, tenant string) 
 	}
 	writeJSON(w, http.StatusOK, doc)
 }
+
+// errSuperseded: the document a refused post would undo was changed since.
+var errSuperseded = errors.New("the document was changed by a later request")
 
 // checkLeaves applies the limits to the values a body produces: their number,
 // and their metric names ("<tag>.<JSON path>", so object keys count too).

@@ -1,13 +1,18 @@
 package custommetricsreceiver
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/custommetrics/bundle/internal/otelmap"
 )
@@ -149,4 +154,58 @@ func basic(user, pass string) string {
 	req, _ := http.NewRequest(http.MethodGet, "/", nil)
 	req.SetBasicAuth(user, pass)
 	return req.Header.Get("Authorization")
+}
+
+// A post whose values the pipeline refuses puts the previous document back,
+// unless another post of the tag was accepted meanwhile: then that post's
+// document stands (it was acknowledged).
+func TestBigFixRefusalUndoesOnlyItsOwnDocument(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	// A pipeline that refuses the value 1 (as memory_limiter refuses under
+	// pressure), after waiting for release, and accepts the others.
+	next, err := consumer.NewMetrics(func(_ context.Context, md pmetric.Metrics) error {
+		v := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(0).DoubleValue()
+		if v != 1 {
+			return nil
+		}
+		entered <- struct{}{}
+		<-release
+		return errors.New("refused")
+	})
+	require.NoError(t, err)
+	ts := startReceiver(t, bigFixConfig, next)
+	op := []string{"Authorization", basic("op", "opw")}
+	metricsOf := func(tag string) string {
+		resp := ts.do(http.MethodGet, "/api/deploymentmetrics/"+tag, "", "Authorization", basic("master", "mpw"))
+		if resp.status != http.StatusOK {
+			return strconv.Itoa(resp.status)
+		}
+		var doc struct{ Metrics json.RawMessage }
+		require.NoError(t, json.Unmarshal(resp.body, &doc))
+		return string(doc.Metrics)
+	}
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/t", `{"x":0}`, op...).status)
+
+	// Refused while another post was accepted: the accepted one stands.
+	refused := make(chan int)
+	go func() { refused <- ts.do(http.MethodPost, "/api/deploymentmetrics/t", `{"x":1}`, op...).status }()
+	<-entered
+	require.Equal(t, http.StatusOK, ts.do(http.MethodPost, "/api/deploymentmetrics/t", `{"x":2}`, op...).status)
+	release <- struct{}{}
+	assert.Equal(t, http.StatusServiceUnavailable, <-refused)
+	assert.Equal(t, `[{"x":2}]`, metricsOf("t"))
+
+	// Refused alone: the previous document is back.
+	go func() { refused <- ts.do(http.MethodPost, "/api/deploymentmetrics/t", `{"x":1}`, op...).status }()
+	<-entered
+	release <- struct{}{}
+	assert.Equal(t, http.StatusServiceUnavailable, <-refused)
+	assert.Equal(t, `[{"x":2}]`, metricsOf("t"))
+
+	// A refused first post of a tag leaves no document.
+	go func() { refused <- ts.do(http.MethodPost, "/api/deploymentmetrics/new", `{"x":1}`, op...).status }()
+	<-entered
+	release <- struct{}{}
+	assert.Equal(t, http.StatusServiceUnavailable, <-refused)
+	assert.Equal(t, "404", metricsOf("new"))
 }
