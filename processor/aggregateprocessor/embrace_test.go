@@ -74,7 +74,7 @@ func TestEmbraceDefinitionLifecycle(t *testing.T) {
 
 	derived := func() []row {
 		var out []row
-		for _, r := range rows(drain(sink)) {
+		for _, r := range rows(drain(t, sink)) {
 			if r.metric == "ios12" {
 				out = append(out, r)
 			}

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/zap"
 
+	"github.com/custommetrics/bundle/internal/calendar"
 	"github.com/custommetrics/bundle/internal/otelmap"
 	"github.com/custommetrics/bundle/internal/windows"
 )
@@ -46,18 +47,71 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 	p.emitMu.Lock()
 	defer p.emitMu.Unlock()
 	snaps := p.windows.Due(nowNs, p.runningDue(nowNs, all))
-	if len(snaps) > 0 {
-		if err := p.next.ConsumeMetrics(ctx, p.build(snaps)); err != nil {
-			return err
+	for _, round := range roundsOf(snaps) {
+		if err := p.next.ConsumeMetrics(ctx, p.build(round)); err != nil {
+			return err // this round and the later ones stay due
 		}
-		p.windows.Emitted(snaps)
-		p.countEmitted(ctx, snaps)
+		p.windows.Emitted(round)
+		p.countEmitted(ctx, round)
 	}
 	if n, watermark := p.windows.Evict(nowNs); n > 0 {
 		p.logger.Warn("Memory pressure: evicted closed windows; later values for windows ending at or before the watermark are refused (configure a storage extension to restate them)",
 			zap.Int("windows", n), zap.Int64("watermark_unix_nano", watermark))
 	}
 	return nil
+}
+
+// roundsOf splits due figures into emissions that carry at most one closing
+// figure per series: the first closing figure of each series (with every
+// running figure and restatement), then the second, and so on. A failed
+// emission then leaves at most one scored window per series to emit again,
+// and the anomaly processor gives a series' last point, emitted again, the
+// result it had (it does not keep older ones). Mostly there is one round.
+func roundsOf(snaps []windows.Snap) [][]windows.Snap {
+	type series struct {
+		d     *windows.Desc
+		iv    calendar.Interval
+		attrs string
+	}
+	var finals map[series][]int // indexes of closing figures, when a series has several
+	seen := map[series]int{}
+	for i := range snaps {
+		if snaps[i].Kind != windows.Final {
+			continue
+		}
+		k := series{snaps[i].Desc, snaps[i].Interval, string(snaps[i].Attrs)}
+		if j, ok := seen[k]; ok {
+			if finals == nil {
+				finals = map[series][]int{}
+			}
+			if finals[k] == nil {
+				finals[k] = []int{j}
+			}
+			finals[k] = append(finals[k], i)
+			continue
+		}
+		seen[k] = i
+	}
+	if finals == nil {
+		if len(snaps) == 0 {
+			return nil
+		}
+		return [][]windows.Snap{snaps}
+	}
+	rank := make([]int, len(snaps))
+	n := 1
+	for _, idx := range finals {
+		slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(snaps[a].Start, snaps[b].Start) })
+		for r, i := range idx {
+			rank[i] = r
+		}
+		n = max(n, len(idx))
+	}
+	rounds := make([][]windows.Snap, n)
+	for i := range snaps {
+		rounds[rank[i]] = append(rounds[rank[i]], snaps[i])
+	}
+	return rounds
 }
 
 // countEmitted counts the figures that went out, by kind.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/extension/xextension/storage"
@@ -303,4 +305,46 @@ func TestPointsAggregatedCountsWindows(t *testing.T) {
 	require.NoError(t, p.ConsumeMetrics(context.Background(), md))
 	metadatatest.AssertEqualProcessorAggregatePointsAggregated(t, tt,
 		[]metricdata.DataPoint[int64]{{Value: 6}}, metricdatatest.IgnoreTimestamp())
+}
+
+// TestEmissionRoundsPerSeries: when a series has several windows to close at
+// once, each emission carries one of them (with the other series' windows in
+// the first), in order; a failed emission leaves it and the later ones due,
+// so that what is emitted again is the series' last scored window.
+func TestEmissionRoundsPerSeries(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2024, 1, 1, 10, 0, 0, 0, time.UTC)
+	var batches [][]row
+	calls := 0
+	next, err := consumer.NewMetrics(func(_ context.Context, md pmetric.Metrics) error {
+		calls++
+		if calls == 1 || calls == 3 {
+			return errors.New("exporter down")
+		}
+		batches = append(batches, rows(md))
+		return nil
+	})
+	require.NoError(t, err)
+	now := at.Add(10 * time.Hour)
+	p := newTestProcessor(t, defaultCfg(), next, &clock{t: now}, nil)
+	for h := range 3 {
+		require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at.Add(time.Duration(h)*time.Hour), "a")))
+	}
+	require.NoError(t, p.ConsumeMetrics(ctx, sumBatch("m", at, "b")))
+
+	require.Error(t, p.tick(ctx, now)) // the first round fails
+	require.Error(t, p.tick(ctx, now)) // the first goes out, the second fails
+	require.NoError(t, p.tick(ctx, now))
+	require.NoError(t, p.tick(ctx, now)) // nothing left
+
+	var got [][]string
+	for _, b := range batches {
+		var ws []string
+		for _, r := range b {
+			_, key, _ := strings.Cut(r.attrs, "custommetrics.key=")
+			ws = append(ws, fmt.Sprintf("%s@%d", key[:1], r.start.Sub(at)/time.Hour))
+		}
+		got = append(got, ws)
+	}
+	assert.Equal(t, [][]string{{"a@0", "b@0"}, {"a@1"}, {"a@2"}}, got)
 }

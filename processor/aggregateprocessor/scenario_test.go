@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -59,10 +60,10 @@ func TestScenarios(t *testing.T) {
 			input, err := golden.ReadMetrics(filepath.Join(dir, "input.yaml"))
 			require.NoError(t, err)
 			require.NoError(t, p.ConsumeMetrics(ctx, input))
-			compareGolden(t, filepath.Join(dir, "next.yaml"), drain(sink))
+			compareGolden(t, filepath.Join(dir, "next.yaml"), drain(t, sink))
 
 			require.NoError(t, p.tick(ctx, clk.now()))
-			compareGolden(t, filepath.Join(dir, "output.yaml"), drain(sink))
+			compareGolden(t, filepath.Join(dir, "output.yaml"), drain(t, sink))
 			require.NoError(t, p.tick(ctx, clk.now()))
 			require.Zero(t, len(sink.AllMetrics()), "a second check emits nothing new")
 
@@ -70,23 +71,74 @@ func TestScenarios(t *testing.T) {
 				late, err := golden.ReadMetrics(filepath.Join(dir, "late.yaml"))
 				require.NoError(t, err)
 				require.NoError(t, p.ConsumeMetrics(ctx, late))
-				require.Zero(t, drain(sink).ResourceMetrics().Len(), "late values are aggregated, not passed through")
+				require.Zero(t, drain(t, sink).ResourceMetrics().Len(), "late values are aggregated, not passed through")
 				require.NoError(t, p.tick(ctx, clk.now()))
-				compareGolden(t, filepath.Join(dir, "restated.yaml"), drain(sink))
+				compareGolden(t, filepath.Join(dir, "restated.yaml"), drain(t, sink))
 			}
 		})
 	}
 	require.GreaterOrEqual(t, n, 10)
 }
 
-// drain returns everything the sink received since the last drain, as one Metrics.
-func drain(sink *consumertest.MetricsSink) pmetric.Metrics {
+// drain returns everything the sink received since the last drain, as one
+// Metrics: the emissions of one check (a series with several windows to
+// close goes out in several, see roundsOf) merged by resource, scope and
+// metric, so that the goldens hold figures, not how they were batched.
+func drain(t *testing.T, sink *consumertest.MetricsSink) pmetric.Metrics {
 	out := pmetric.NewMetrics()
 	for _, md := range sink.AllMetrics() {
-		md.ResourceMetrics().MoveAndAppendTo(out.ResourceMetrics())
+		for _, rm := range md.ResourceMetrics().All() {
+			for _, sm := range rm.ScopeMetrics().All() {
+				dst := scopeIn(out, rm, sm)
+				for _, m := range sm.Metrics().All() {
+					if into, ok := sameMetric(dst, m); ok {
+						switch m.Type() {
+						case pmetric.MetricTypeSum:
+							m.Sum().DataPoints().MoveAndAppendTo(into.Sum().DataPoints())
+						case pmetric.MetricTypeGauge:
+							m.Gauge().DataPoints().MoveAndAppendTo(into.Gauge().DataPoints())
+						default:
+							t.Fatalf("unexpected %s metric %s", m.Type(), m.Name())
+						}
+						continue
+					}
+					m.CopyTo(dst.AppendEmpty())
+				}
+			}
+		}
 	}
 	sink.Reset()
 	return out
+}
+
+// scopeIn returns the metrics of rm's resource and sm's scope in out,
+// adding them when missing.
+func scopeIn(out pmetric.Metrics, rm pmetric.ResourceMetrics, sm pmetric.ScopeMetrics) pmetric.MetricSlice {
+	for _, o := range out.ResourceMetrics().All() {
+		if !reflect.DeepEqual(o.Resource().Attributes().AsRaw(), rm.Resource().Attributes().AsRaw()) {
+			continue
+		}
+		for _, os := range o.ScopeMetrics().All() {
+			if os.Scope().Name() == sm.Scope().Name() && os.Scope().Version() == sm.Scope().Version() {
+				return os.Metrics()
+			}
+		}
+	}
+	o := out.ResourceMetrics().AppendEmpty()
+	rm.Resource().CopyTo(o.Resource())
+	os := o.ScopeMetrics().AppendEmpty()
+	sm.Scope().CopyTo(os.Scope())
+	return os.Metrics()
+}
+
+// sameMetric finds the metric of m's name, type and metadata in ms.
+func sameMetric(ms pmetric.MetricSlice, m pmetric.Metric) (pmetric.Metric, bool) {
+	for _, o := range ms.All() {
+		if o.Name() == m.Name() && o.Type() == m.Type() && reflect.DeepEqual(o.Metadata().AsRaw(), m.Metadata().AsRaw()) {
+			return o, true
+		}
+	}
+	return pmetric.Metric{}, false
 }
 
 func compareGolden(t *testing.T, path string, actual pmetric.Metrics) {
