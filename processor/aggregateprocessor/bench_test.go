@@ -3,6 +3,7 @@ package aggregateprocessor
 import (
 	"context"
 	"fmt"
+	"github.com/custommetrics/bundle/internal/windows"
 	"runtime"
 	"testing"
 	"time"
@@ -183,3 +184,27 @@ var (
 	_ component.Config  = (*Config)(nil)
 	_ processor.Metrics = (*aggProcessor)(nil)
 )
+
+// BenchmarkRoundsOf measures the split of a check's closing figures into
+// one-per-series emissions, for 100k closing figures: all of one window
+// start (the usual check), and two windows per series (back-dated values).
+func BenchmarkRoundsOf(b *testing.B) {
+	d := &windows.Desc{}
+	for _, perSeries := range []int{1, 2} {
+		b.Run(fmt.Sprintf("windows-per-series=%d", perSeries), func(b *testing.B) {
+			snaps := make([]windows.Snap, 100_000)
+			for i := range snaps {
+				snaps[i] = windows.Snap{Desc: d, Attrs: fmt.Appendf(nil, "custommetrics.key=k%06d;|", i/perSeries),
+					Start: int64(i % perSeries), Kind: windows.Final}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if len(roundsOf(snaps)) != perSeries {
+					b.Fatal("rounds")
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(snaps)), "ns/figure")
+		})
+	}
+}

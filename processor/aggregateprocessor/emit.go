@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"hash/maphash"
 	"slices"
 	"time"
 
@@ -68,51 +69,74 @@ func (p *aggProcessor) emit(ctx context.Context, nowNs int64, all bool) error {
 // and the anomaly processor gives a series' last point, emitted again, the
 // result it had (it does not keep older ones). Mostly there is one round.
 func roundsOf(snaps []windows.Snap) [][]windows.Snap {
-	type series struct {
-		d     *windows.Desc
-		iv    calendar.Interval
-		attrs string
+	// Mostly every closing figure of a metric and interval is of one window
+	// start (the windows that just closed): then no series has two.
+	type metricIv struct {
+		d  *windows.Desc
+		iv calendar.Interval
 	}
-	var finals map[series][]int // indexes of closing figures, when a series has several
-	seen := map[series]int{}
+	starts := map[metricIv]int64{}
+	one := true
 	for i := range snaps {
 		if snaps[i].Kind != windows.Final {
 			continue
 		}
-		k := series{snaps[i].Desc, snaps[i].Interval, string(snaps[i].Attrs)}
-		if j, ok := seen[k]; ok {
-			if finals == nil {
-				finals = map[series][]int{}
-			}
-			if finals[k] == nil {
-				finals[k] = []int{j}
-			}
-			finals[k] = append(finals[k], i)
-			continue
+		k := metricIv{snaps[i].Desc, snaps[i].Interval}
+		if st, ok := starts[k]; !ok {
+			starts[k] = snaps[i].Start
+		} else if st != snaps[i].Start {
+			one = false
+			break
 		}
-		seen[k] = i
 	}
-	if finals == nil {
+	if one {
 		if len(snaps) == 0 {
 			return nil
 		}
 		return [][]windows.Snap{snaps}
 	}
+	// Otherwise rank each series' closing figures by start: sort them by
+	// series (its attributes by hash: two series that collide only share
+	// rounds they did not need), then start.
+	hash := make([]uint64, len(snaps))
+	finals := make([]int, 0, len(snaps))
+	for i := range snaps {
+		if snaps[i].Kind == windows.Final {
+			hash[i] = maphash.Bytes(roundSeed, snaps[i].Attrs)
+			finals = append(finals, i)
+		}
+	}
+	slices.SortFunc(finals, func(a, b int) int {
+		x, y := &snaps[a], &snaps[b]
+		return cmp.Or(cmp.Compare(x.Desc.ID(), y.Desc.ID()), cmp.Compare(x.Interval, y.Interval),
+			cmp.Compare(hash[a], hash[b]), cmp.Compare(x.Start, y.Start))
+	})
 	rank := make([]int, len(snaps))
 	n := 1
-	for _, idx := range finals {
-		slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(snaps[a].Start, snaps[b].Start) })
-		for r, i := range idx {
-			rank[i] = r
+	for j, i := range finals {
+		if j > 0 {
+			p := finals[j-1]
+			if snaps[p].Desc == snaps[i].Desc && snaps[p].Interval == snaps[i].Interval && hash[p] == hash[i] {
+				rank[i] = rank[p] + 1
+				n = max(n, rank[i]+1)
+			}
 		}
-		n = max(n, len(idx))
+	}
+	sizes := make([]int, n)
+	for _, r := range rank {
+		sizes[r]++
 	}
 	rounds := make([][]windows.Snap, n)
+	for r := range rounds {
+		rounds[r] = make([]windows.Snap, 0, sizes[r])
+	}
 	for i := range snaps {
 		rounds[rank[i]] = append(rounds[rank[i]], snaps[i])
 	}
 	return rounds
 }
+
+var roundSeed = maphash.MakeSeed()
 
 // countEmitted counts the figures that went out, by kind.
 func (p *aggProcessor) countEmitted(ctx context.Context, snaps []windows.Snap) {
