@@ -420,7 +420,7 @@ FROM window_states t
 WHERE `+due+`
   AND NOT EXISTS (SELECT 1 FROM window_states o
     WHERE o.series = t.series AND o.interval = t.interval AND o.start_unix_nano < t.start_unix_nano
-      AND ((o.end_unix_nano <= $1 AND o.revision > o.emitted) OR ($2 AND o.end_unix_nano > $1 AND o.revision > o.running)))
+      AND ((o.end_unix_nano <= $1 AND o.revision > o.emitted) OR ($2 AND o.end_unix_nano > $1 AND o.revision > o.running AND NOT o.final)))
 ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, running, limit)
 		if err != nil {
 			return err
@@ -457,10 +457,11 @@ ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, runn
 }
 
 // claimColumns are the columns scanClaimed reads; due is Emit's condition
-// on them ($1 closedBefore, $2 running).
+// on them ($1 closedBefore, $2 running). A window emitted closed (final) is
+// never a running figure again, even to an emitter whose clock is behind.
 const (
 	claimColumns = `series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, revision, final, identity`
-	due          = `((end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running))`
+	due          = `((end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running AND NOT final))`
 )
 
 // claimedRow is a Claimed window with its series key.
@@ -524,7 +525,7 @@ func openAfter(ctx context.Context, tx pgx.Tx, heads []claimedRow, closedBefore 
 FROM window_states t
 JOIN unnest($2::bytea[], $3::int2[], $4::int8[]) AS h(series, interval, start_unix_nano)
   ON t.series = h.series AND t.interval = h.interval AND t.start_unix_nano > h.start_unix_nano
-WHERE t.end_unix_nano > $1 AND t.revision > t.running
+WHERE t.end_unix_nano > $1 AND t.revision > t.running AND NOT t.final
 ORDER BY t.series, t.interval, t.start_unix_nano LIMIT $5`, closedBefore, series, ivs, starts, room)
 	if err != nil {
 		return nil, err
@@ -551,7 +552,7 @@ ORDER BY t.series, t.interval, t.start_unix_nano LIMIT $5`, closedBefore, series
 FROM window_states t
 JOIN unnest($2::bytea[], $3::int2[], $4::int8[]) AS c(series, interval, start_unix_nano)
   ON t.series = c.series AND t.interval = c.interval AND t.start_unix_nano = c.start_unix_nano
-WHERE t.end_unix_nano > $1 AND t.revision > t.running
+WHERE t.end_unix_nano > $1 AND t.revision > t.running AND NOT t.final
 FOR UPDATE OF t SKIP LOCKED`, closedBefore, cs, cis, cstarts)
 	if err != nil {
 		return nil, err

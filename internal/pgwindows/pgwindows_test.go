@@ -346,6 +346,15 @@ func TestEmitKeepsSeriesOrder(t *testing.T) {
 	assert.Equal(t, out{[]int64{26}, []Kind{Running}}, emit(b, now, true, 1, nil), "then on from it, limit windows")
 	assert.Equal(t, out{[]int64{27}, []Kind{Running}}, emit(b, now, true, 1000, nil))
 	assert.Equal(t, out{}, emit(a, now, false, 1000, nil), "closed ones only: nothing left")
+
+	// A window emitted closed, then restated: an emitter whose clock is
+	// behind (the window still open to it) does not emit it as running.
+	fresh()
+	write("c", 30)
+	assert.Equal(t, out{[]int64{30}, []Kind{Closed}}, emit(a, 32*day, true, 1000, nil))
+	write("c", 30)
+	assert.Equal(t, out{}, emit(b, 30*day+day/2, true, 1000, nil), "not running again")
+	assert.Equal(t, out{[]int64{30}, []Kind{Restated}}, emit(a, 32*day, true, 1000, nil))
 }
 
 // get returns the stored state of a window; ok is false when none is stored.
