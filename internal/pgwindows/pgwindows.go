@@ -293,6 +293,17 @@ func (s *Store) reread(ctx context.Context, deltas []Delta) ([]Merged, error) {
 	return out, nil
 }
 
+// Prune deletes the windows that ended before endedBefore and whose last
+// revision was emitted (a restatement still due stays until it went out).
+// It reads the whole table: call it rarely. It returns how many it deleted.
+func (s *Store) Prune(ctx context.Context, endedBefore int64) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM window_states WHERE end_unix_nano < $1 AND revision <= emitted`, endedBefore)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
 // Forget deletes the window_merges rows of merges before t.
 func (s *Store) Forget(ctx context.Context, t time.Time) error {
 	_, err := s.pool.Exec(ctx, `DELETE FROM window_merges WHERE id < $1`, binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())))

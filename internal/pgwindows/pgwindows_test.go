@@ -366,3 +366,36 @@ WHERE series = $1 AND interval = $2 AND start_unix_nano = $3 AND fn = $4`, serie
 	}
 	return m, err == nil, err
 }
+
+// Prune deletes emitted windows that ended before the cutoff, and keeps
+// later ones and those whose last revision is still due.
+func TestPrune(t *testing.T) {
+	s := newStore(t, pgtest.NewDatabase(t))
+	ctx := context.Background()
+	const day = int64(86_400e9)
+	var ds []Delta
+	for d := range 4 {
+		ds = append(ds, delta(fmt.Sprint("s", d), aggregation.Sum, int64(d)*day, [3]float64{1, 0, 0}))
+	}
+	_, err := s.Merge(ctx, ds)
+	require.NoError(t, err)
+	for {
+		n, err := s.Emit(ctx, 10*day, false, 1000, func([]Claimed) error { return nil })
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+	}
+	_, err = s.Merge(ctx, []Delta{delta("s1", aggregation.Sum, day, [3]float64{1, 0, 0})}) // a restatement, due
+	require.NoError(t, err)
+
+	n, err := s.Prune(ctx, 3*day) // windows of days 0 and 1 ended by then
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n)
+	for series, want := range map[string]bool{"s0": false, "s1": true, "s2": true, "s3": true} {
+		start := int64(series[1]-'0') * day
+		_, ok, err := s.get(ctx, []byte(series), calendar.Day, start, aggregation.Sum)
+		require.NoError(t, err)
+		assert.Equal(t, want, ok, series)
+	}
+}

@@ -38,8 +38,9 @@ type shared struct {
 	// storage): one transaction per round instead of one per batch.
 	merges *groupcommit.Committer[*merge]
 	// forgotten is when the merge records (pgwindows.Store.Forget) were
-	// last pruned.
+	// last pruned; prunedNs when window_states was (restatement_retention).
 	forgotten time.Time
+	prunedNs  int64
 }
 
 // Merge records are kept for mergeMemory, pruned at most every forgetEvery.
@@ -188,7 +189,30 @@ func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) er
 			p.shared.forgotten = now
 		}
 	}
+	p.pruneShared(ctx, nowNs)
 	return nil
+}
+
+// pruneShared deletes, with restatement_retention, the emitted windows past
+// it (values for them are refused anyway). The delete reads the whole table,
+// on every collector: it runs at most every restatement_retention/100, and
+// keeps a day more than the retention, for collectors whose clocks disagree
+// (a window deleted while another collector still takes values for it would
+// start again from them alone).
+func (p *aggProcessor) pruneShared(ctx context.Context, nowNs int64) {
+	ret := p.cfg.RestatementRetention
+	if ret <= 0 || (p.shared.prunedNs != 0 && time.Duration(nowNs-p.shared.prunedNs) < max(ret/100, forgetEvery)) {
+		return
+	}
+	n, err := p.shared.store.Prune(ctx, nowNs-int64(ret)-int64(24*time.Hour))
+	if err != nil {
+		p.logger.Debug("Pruning windows past restatement_retention failed; will retry", zap.Error(err))
+		return
+	}
+	p.shared.prunedNs = nowNs
+	if n > 0 {
+		p.logger.Debug("Pruned windows past restatement_retention", zap.Int64("windows", n))
+	}
 }
 
 // emitClaimed passes claimed windows on.

@@ -171,3 +171,36 @@ func TestSharedRoundRefusesOnlyTheNonFiniteBatch(t *testing.T) {
 	require.NoError(t, good2.err)
 	assert.Equal(t, 1e308+3, good2.merged[0].State.Value(aggregation.Sum))
 }
+
+// With restatement_retention, emitted windows past it (and a day more, for
+// clocks that disagree) leave window_states.
+func TestSharedPrunesPastRetention(t *testing.T) {
+	srv, err := pgserver.Start(pgserver.Options{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Remove)
+	at := time.Date(2024, 3, 1, 10, 15, 0, 0, time.UTC)
+	clk := &clock{t: at}
+	cfg := defaultCfg()
+	cfg.Postgres = &PostgresConfig{DSN: configopaque.String(srv.DSN("postgres"))}
+	cfg.CheckInterval = time.Hour
+	cfg.RestatementRetention = 48 * time.Hour
+	p := newTestProcessor(t, cfg, new(consumertest.MetricsSink), clk, nil)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { require.NoError(t, p.Shutdown(context.Background())) })
+	rows := func() (n int) {
+		require.NoError(t, p.shared.pool.QueryRow(context.Background(), `SELECT count(*) FROM window_states`).Scan(&n))
+		return n
+	}
+	_, err = postShared(t, p, at, 1)
+	require.NoError(t, err)
+	tick := func(d time.Duration) {
+		clk.set(at.Add(d))
+		require.NoError(t, p.tick(context.Background(), clk.now()))
+	}
+	tick(2 * time.Hour) // emitted
+	assert.Equal(t, 1, rows())
+	tick(48*time.Hour + 2*time.Hour) // past the retention, not past the day more
+	assert.Equal(t, 1, rows())
+	tick(72*time.Hour + 2*time.Hour)
+	assert.Zero(t, rows(), "pruned")
+}
