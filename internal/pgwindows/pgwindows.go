@@ -428,10 +428,10 @@ func (s *Store) Emit(ctx context.Context, closedBefore int64, running bool, limi
 		// the same series is due, or being emitted by another caller)...
 		rows, err := tx.Query(ctx, `SELECT `+claimColumns+`
 FROM window_states t
-WHERE `+due+`
+WHERE `+due("")+`
   AND NOT EXISTS (SELECT 1 FROM window_states o
     WHERE o.series = t.series AND o.interval = t.interval AND o.start_unix_nano < t.start_unix_nano
-      AND ((o.end_unix_nano <= $1 AND o.revision > o.emitted) OR ($2 AND o.end_unix_nano > $1 AND o.revision > o.running AND NOT o.final)))
+      AND `+due("o.")+`)
 ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, running, limit)
 		if err != nil {
 			return err
@@ -467,13 +467,22 @@ ORDER BY end_unix_nano LIMIT $3 FOR UPDATE OF t SKIP LOCKED`, closedBefore, runn
 	return n, err
 }
 
-// claimColumns are the columns scanClaimed reads; due is Emit's condition
-// on them ($1 closedBefore, $2 running). A window emitted closed (final) is
-// never a running figure again, even to an emitter whose clock is behind.
-const (
-	claimColumns = `series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, revision, final, identity`
-	due          = `((end_unix_nano <= $1 AND revision > emitted) OR ($2 AND end_unix_nano > $1 AND revision > running AND NOT final))`
-)
+// claimColumns are the columns scanClaimed reads.
+const claimColumns = `series, interval, start_unix_nano, end_unix_nano, fn, n, a, w, ts, seq, revision, final, identity`
+
+// due is Emit's condition on a window row (columns prefixed with a, e.g.
+// "t."; $1 closedBefore, $2 running): closed and not emitted at this
+// revision, or, with running, open and changed since its last running
+// figure. dueOpen is the second half alone.
+func due(a string) string {
+	return "((" + a + "end_unix_nano <= $1 AND " + a + "revision > " + a + "emitted) OR ($2 AND " + dueOpen(a) + "))"
+}
+
+// dueOpen: a window emitted closed (final) is never a running figure again,
+// even to an emitter whose clock is behind.
+func dueOpen(a string) string {
+	return a + "end_unix_nano > $1 AND " + a + "revision > " + a + "running AND NOT " + a + "final"
+}
 
 // claimedRow is a Claimed window with its series key.
 type claimedRow struct {
@@ -536,7 +545,7 @@ func openAfter(ctx context.Context, tx pgx.Tx, heads []claimedRow, closedBefore 
 FROM window_states t
 JOIN unnest($2::bytea[], $3::int2[], $4::int8[]) AS h(series, interval, start_unix_nano)
   ON t.series = h.series AND t.interval = h.interval AND t.start_unix_nano > h.start_unix_nano
-WHERE t.end_unix_nano > $1 AND t.revision > t.running AND NOT t.final
+WHERE `+dueOpen("t.")+`
 ORDER BY t.series, t.interval, t.start_unix_nano LIMIT $5`, closedBefore, series, ivs, starts, room)
 	if err != nil {
 		return nil, err
@@ -563,7 +572,7 @@ ORDER BY t.series, t.interval, t.start_unix_nano LIMIT $5`, closedBefore, series
 FROM window_states t
 JOIN unnest($2::bytea[], $3::int2[], $4::int8[]) AS c(series, interval, start_unix_nano)
   ON t.series = c.series AND t.interval = c.interval AND t.start_unix_nano = c.start_unix_nano
-WHERE t.end_unix_nano > $1 AND t.revision > t.running AND NOT t.final
+WHERE `+dueOpen("t.")+`
 FOR UPDATE OF t SKIP LOCKED`, closedBefore, cs, cis, cstarts)
 	if err != nil {
 		return nil, err

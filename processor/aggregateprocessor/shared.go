@@ -32,8 +32,9 @@ import (
 //     stored with them).
 //   - Windows in memory only cache identities; they are evicted once closed.
 type shared struct {
-	pool  *pgxpool.Pool
-	store *pgwindows.Store
+	pool   *pgxpool.Pool
+	store  *pgwindows.Store
+	logger *zap.Logger
 	// Concurrent batches share merge transactions (group commit, as with
 	// storage): one transaction per round instead of one per batch.
 	merges *groupcommit.Committer[*merge]
@@ -70,7 +71,7 @@ func (p *aggProcessor) startShared(ctx context.Context, host component.Host) err
 		pool.Close()
 		return err
 	}
-	s := &shared{pool: pool, store: store}
+	s := &shared{pool: pool, store: store, logger: p.logger}
 	p.health = &health{host: host}
 	s.merges = groupcommit.New(s.write, p.cfg.CommitDelay)
 	p.shared = s
@@ -101,6 +102,7 @@ func (s *shared) write(ms []*merge) error {
 		return nil
 	}
 	if !errors.Is(err, pgwindows.ErrNonFinite) || len(ms) == 1 {
+		s.logOutcome(err, len(all))
 		for _, m := range ms {
 			m.err = err
 		}
@@ -108,8 +110,27 @@ func (s *shared) write(ms []*merge) error {
 	}
 	for _, m := range ms {
 		m.merged, m.err = s.store.Merge(ctx, m.deltas)
+		s.logOutcome(m.err, len(m.deltas))
 	}
 	return nil
+}
+
+// logOutcome logs, once per round, a merge whose connection broke: the
+// cases in which an error does not mean that nothing counted.
+func (s *shared) logOutcome(err error, windows int) {
+	switch {
+	case errors.Is(err, pgwindows.ErrNoFigures):
+		// Counted: the requests succeed, without figures (a returnValue
+		// request gets the receiver's 500, which says not to resend).
+		s.logger.Warn("A merge committed, but after its connection broke its figures could not be read back; its values counted",
+			zap.Int("windows", windows), zap.Error(err))
+	case errors.Is(err, pgwindows.ErrOutcomeUnknown):
+		// The one case where a refusal may have counted: say so where
+		// operators look.
+		s.logger.Error("A merge's connection to PostgreSQL broke after it was sent, and the database stayed unreachable "+
+			"long enough that whether it committed is unknown: its values are refused (503) and may count twice if clients resend them",
+			zap.Int("windows", windows), zap.Error(err))
+	}
 }
 
 // applyShared merges the batch's values into the shared window states, all
@@ -123,23 +144,11 @@ func (p *aggProcessor) applyShared(ctx context.Context, b *windows.Batch) error 
 	if m.err != nil {
 		err = m.err
 	}
-	noFigures := errors.Is(err, pgwindows.ErrNoFigures)
+	noFigures := errors.Is(err, pgwindows.ErrNoFigures) // counted, without figures (logged by write)
 	switch {
 	case noFigures:
-		// Counted: the request succeeds, without figures (a returnValue
-		// request then gets the receiver's 500, which says not to resend).
-		p.logger.Warn("A merge committed, but after its connection broke its figures could not be read back; its values counted",
-			zap.Int("windows", len(deltas)), zap.Error(err))
 	case errors.Is(err, pgwindows.ErrNonFinite):
 		return consumererror.NewPermanent(fmt.Errorf("%w: %w", windows.ErrNonFinite, err))
-	case errors.Is(err, pgwindows.ErrOutcomeUnknown):
-		// The one case where a refusal may have counted: say so where
-		// operators look.
-		p.logger.Error("A merge's connection to PostgreSQL broke after it was sent, and the database stayed unreachable "+
-			"long enough that whether it committed is unknown: its values are refused (503) and may count twice if clients resend them",
-			zap.Int("windows", len(deltas)), zap.Error(err))
-		p.commitFailed(err)
-		return windows.ErrStorage
 	case err != nil:
 		p.commitFailed(err)
 		return windows.ErrStorage // the cause (addresses and all) goes to the log, not to clients
@@ -163,10 +172,9 @@ func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) er
 	defer p.emitMu.Unlock()
 	running := p.runningDue(nowNs, all)
 	closedBefore := nowNs - int64(p.cfg.AllowedLateness)
-	// A round takes a series' due windows in order (a window held by a
-	// concurrent merge, and those after it, wait for the next round); the
-	// rounds of a tick stop when nothing is due or after check_interval,
-	// and the next tick goes on.
+	// A round takes at most one closed window per series, with the series'
+	// open windows (pgwindows.Store.Emit); the rounds of a tick stop when
+	// nothing is due or after check_interval, and the next tick goes on.
 	for start := time.Now(); time.Since(start) < p.cfg.CheckInterval; {
 		n, err := p.shared.store.Emit(ctx, closedBefore, running, emitBatch, func(cs []pgwindows.Claimed) error {
 			return p.emitClaimed(ctx, cs)
@@ -182,15 +190,23 @@ func (p *aggProcessor) emitShared(ctx context.Context, nowNs int64, all bool) er
 	// Closed windows leave memory: their state is in the database, and a
 	// late value finds it there.
 	p.windows.EvictCache(closedBefore)
-	if now := time.Now(); now.Sub(p.shared.forgotten) >= forgetEvery {
-		if err := p.shared.store.Forget(ctx, now.Add(-mergeMemory)); err != nil {
-			p.logger.Debug("Pruning old merge records failed; will retry", zap.Error(err))
-		} else {
-			p.shared.forgotten = now
-		}
-	}
+	p.forgetMerges(ctx)
 	p.pruneShared(ctx, nowNs)
 	return nil
+}
+
+// forgetMerges deletes, at most every forgetEvery, the merge records older
+// than mergeMemory (their ids hold the wall clock of their merge).
+func (p *aggProcessor) forgetMerges(ctx context.Context) {
+	now := time.Now()
+	if now.Sub(p.shared.forgotten) < forgetEvery {
+		return
+	}
+	if err := p.shared.store.Forget(ctx, now.Add(-mergeMemory)); err != nil {
+		p.logger.Debug("Pruning old merge records failed; will retry", zap.Error(err))
+		return
+	}
+	p.shared.forgotten = now
 }
 
 // pruneShared deletes, with restatement_retention, the emitted windows past
